@@ -1,0 +1,3 @@
+"""The package version (single source: pyproject reads it from here)."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,130 @@
+"""Stage 3: one bucket id per image from its features.
+
+A bucket id packs five coarse features into 7 bits (at most 128 buckets)::
+
+    bit 6-5  structure   two dHash centre bits (edges where the animal is)
+    bit 4    pattern     top-left aHash bit (brightness layout)
+    bit 3    colour      1 = colour, 0 = grayscale (night infrared)
+    bit 2    dark        1 = dark, 0 = bright
+    bit 1-0  theme       0 neutral, 1 red, 2 green, 3 blue (colour images only)
+
+Thresholds are those of the 1.x release, so a bucket means the same thing to
+users coming from it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "MAX_BUCKETS",
+    "bucket_ids",
+    "bucket_label",
+    "decode_bucket",
+    "key_distance",
+]
+
+GRAYSCALE_VARIANCE_THRESHOLD = 100.0
+"""Variance of the three channel means below which an image is grayscale: IR
+night images have R = G = B (variance ~0); daylight scenes are far above."""
+
+DARK_THRESHOLD = 128.0
+"""Mean of all RGB values below which an image counts as dark (mid-scale)."""
+
+THEME_MIN_CHANNEL_MEAN = 140.0
+"""A colour image has a red/green/blue theme only if that channel's mean is the
+largest and above this; otherwise it is neutral."""
+
+STRUCTURE_SHIFT = 5
+PATTERN_SHIFT = 4
+COLOUR_SHIFT = 3
+DARK_SHIFT = 2
+THEME_MASK = 0b11
+STRUCTURE_MASK = 0b11
+
+THEME_NEUTRAL, THEME_RED, THEME_GREEN, THEME_BLUE = 0, 1, 2, 3
+THEME_NAMES = ("neutral", "red", "green", "blue")
+
+MAX_BUCKETS = 128
+"""4 structure x 2 pattern x 2 colour x 2 dark x 4 theme."""
+
+
+def bucket_ids(features: NDArray[np.void]) -> NDArray[np.int16]:
+    """Bucket id (0..127) of every feature row.
+
+    Examples
+    --------
+    >>> from smartdownsample.features import empty_features
+    >>> rows = empty_features(2)
+    >>> rows["mean_rgb"] = [[40, 40, 40], [60, 180, 70]]
+    >>> [bucket_label(int(b)) for b in bucket_ids(rows)]
+    ['grayscale dark s0 p0', 'colour bright green s0 p0']
+    """
+    means = features["mean_rgb"].astype(np.float64)
+    colour = means.var(axis=1) >= GRAYSCALE_VARIANCE_THRESHOLD
+    dark = means.mean(axis=1) < DARK_THRESHOLD
+    strongest = means.argmax(axis=1)
+    themed = colour & (means.max(axis=1) > THEME_MIN_CHANNEL_MEAN)
+    theme = np.where(themed, strongest + 1, THEME_NEUTRAL)
+    ids = (
+        (features["structure"].astype(np.int16) & STRUCTURE_MASK) << STRUCTURE_SHIFT
+        | (features["ahash_bit"].astype(np.int16) & 1) << PATTERN_SHIFT
+        | colour.astype(np.int16) << COLOUR_SHIFT
+        | dark.astype(np.int16) << DARK_SHIFT
+        | theme.astype(np.int16)
+    )
+    result: NDArray[np.int16] = ids.astype(np.int16)
+    return result
+
+
+def decode_bucket(bucket: int) -> dict[str, int]:
+    """Split a bucket id into its fields.
+
+    Examples
+    --------
+    >>> decode_bucket(0b1011110)
+    {'structure': 2, 'pattern': 1, 'colour': 1, 'dark': 1, 'theme': 2}
+    """
+    return {
+        "structure": (bucket >> STRUCTURE_SHIFT) & STRUCTURE_MASK,
+        "pattern": (bucket >> PATTERN_SHIFT) & 1,
+        "colour": (bucket >> COLOUR_SHIFT) & 1,
+        "dark": (bucket >> DARK_SHIFT) & 1,
+        "theme": bucket & THEME_MASK,
+    }
+
+
+def bucket_label(bucket: int) -> str:
+    """Human-readable name of a bucket, e.g. ``'grayscale dark s2 p1'``."""
+    fields = decode_bucket(bucket)
+    parts = ["colour" if fields["colour"] else "grayscale"]
+    parts.append("dark" if fields["dark"] else "bright")
+    if fields["colour"] and fields["theme"] != THEME_NEUTRAL:
+        parts.append(THEME_NAMES[fields["theme"]])
+    parts.append(f"s{fields['structure']}")
+    parts.append(f"p{fields['pattern']}")
+    return " ".join(parts)
+
+
+def key_distance(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Distance between bucket ids: how many of their features differ.
+
+    Structure counts its two bits separately; the scene features (colour,
+    dark, theme) count double, because they separate looks that matter most
+    (night vs day, snow vs forest).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> key_distance(np.array([0]), np.array([0b1101100])).tolist()
+    [6]
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    diff = a ^ b
+    structure = ((diff >> STRUCTURE_SHIFT) & 1) + ((diff >> (STRUCTURE_SHIFT + 1)) & 1)
+    pattern = (diff >> PATTERN_SHIFT) & 1
+    scene = ((diff >> COLOUR_SHIFT) & 1) + ((diff >> DARK_SHIFT) & 1) + ((diff & THEME_MASK) != 0)
+    result: NDArray[np.int64] = structure + pattern + 2 * scene
+    return result

@@ -1,0 +1,90 @@
+"""Stage 5: the text report of a selection.
+
+Pure functions from a :class:`~smartdownsample.result.SelectionResult` to
+text or plain data; printing is left to the caller (``sample_diverse`` with
+``show_summary=True``, or the command line).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .result import SelectionResult
+
+__all__ = ["format_summary", "summary_dict"]
+
+MAX_FAILURES_LISTED = 10
+"""Failures named in the text summary; the rest are counted (all are in the result)."""
+
+
+def _stride_text(size: int, kept: int) -> str:
+    if kept == 0:
+        return "-"
+    if kept == size:
+        return "All kept"
+    return f"{size / kept:.1f}"
+
+
+def format_summary(result: SelectionResult) -> str:
+    """The bucket table: buckets largest first, with size, kept, rate and stride.
+
+    The first line reads like ``smartdownsample: kept 40 of 400 images (10.0%)
+    from 23 buckets, strategy 'burst'``; the last lines give bursts found and
+    covered, and the unreadable images.
+    """
+    total = result.n_readable
+    kept = result.n_selected
+    share = 100.0 * kept / total if total else 0.0
+    lines = [
+        f"smartdownsample: kept {kept:,} of {total:,} images ({share:.1f}%) "
+        f"from {len(result.buckets)} buckets, strategy '{result.strategy}'",
+    ]
+    header = f"{'#':>4}  {'bucket':<28} {'size':>9} {'kept':>8} {'rate':>7} {'stride':>9}"
+    header += f" {'bursts kept':>14}"
+    lines += [header, "-" * len(header)]
+    for bucket in result.buckets:
+        bursts = f"{bucket.bursts_kept}/{bucket.n_bursts}"
+        lines.append(
+            f"{bucket.rank:>4}  {bucket.label:<28} {bucket.size:>9,} {bucket.kept:>8,} "
+            f"{bucket.rate:>6.1%} {_stride_text(bucket.size, bucket.kept):>9} {bursts:>14}"
+        )
+    lines.append("-" * len(header))
+    n_bursts = result.n_bursts
+    covered = result.bursts_covered
+    burst_share = 100.0 * covered / n_bursts if n_bursts else 0.0
+    lines.append(
+        f"bursts: {n_bursts:,} found, {covered:,} covered ({burst_share:.1f}%); "
+        f"features from cache: {result.n_cached:,}"
+    )
+    if result.failures:
+        lines.append(f"unreadable images skipped: {len(result.failures):,}")
+        for failure in result.failures[:MAX_FAILURES_LISTED]:
+            lines.append(f"  {failure}")
+        if len(result.failures) > MAX_FAILURES_LISTED:
+            lines.append(f"  ... and {len(result.failures) - MAX_FAILURES_LISTED:,} more")
+    return "\n".join(lines)
+
+
+def summary_dict(result: SelectionResult) -> dict[str, Any]:
+    """Plain-data summary (counts, bucket table, failures, timings) for JSON."""
+    return {
+        "target_count": result.target_count,
+        "n_input": result.n_input,
+        "n_distinct": len(result.paths),
+        "n_readable": result.n_readable,
+        "n_selected": result.n_selected,
+        "n_failed": len(result.failures),
+        "n_cached": result.n_cached,
+        "n_buckets": len(result.buckets),
+        "n_bursts": result.n_bursts,
+        "bursts_covered": result.bursts_covered,
+        "strategy": result.strategy,
+        "hash_size": result.hash_size,
+        "random_seed": result.random_seed,
+        "buckets": [bucket.as_dict() for bucket in result.buckets],
+        "failures": [
+            {"path": f.path, "index": f.index, "reason": f.reason} for f in result.failures
+        ],
+        "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
+    }
