@@ -35,11 +35,13 @@ __all__ = [
 GRID_SIDE = 5
 """Each bucket shows a 5x5 grid: its first 25 images in natural path order."""
 
-MAX_SHEET_SIDE = 4096
+MAX_SHEET_SIDE = 2400
 """Largest side of the thumbnail sheet in pixels; cells shrink as buckets
 grow, so 128 buckets still give a PNG of a few megabytes at most."""
 
-MAX_CELL = 96
+MAX_CELL = 72
+"""Largest thumbnail cell: enough to tell day from night, a deer from a fox."""
+
 MIN_CELL = 24
 BORDER = 3
 TITLE_HEIGHT = 14
@@ -69,6 +71,10 @@ def _atomic_save(path: str | os.PathLike[str], write: Any) -> str:
     os.close(handle)
     try:
         write(temp)
+        # mkstemp makes the file private (0600); give it the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, target)
     except BaseException:
         if os.path.exists(temp):
@@ -179,7 +185,7 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
 def save_thumbnails(result: SelectionResult, path: str | os.PathLike[str]) -> str:
     """Save the thumbnail grids as one PNG (no display needed); returns the path."""
     sheet = thumbnail_sheet(result)
-    return _atomic_save(path, lambda temp: sheet.save(temp, format="PNG", optimize=True))
+    return _atomic_save(path, lambda temp: sheet.save(temp, format="PNG"))
 
 
 def show_distribution(result: SelectionResult) -> None:

@@ -1,0 +1,708 @@
+"""Writing the command line's outputs without ever leaving half a file.
+
+Every file is written to a temporary file in its destination folder and
+renamed into place, so a crash, a full disk or Ctrl-C leaves either the old
+file or the new one, never a mix. :class:`OutputTransaction` goes further:
+it stages several outputs (path list, manifest, report, charts, copied or
+linked image trees) and puts them in place together on :meth:`commit`; until
+then, or when anything fails, :meth:`~OutputTransaction.rollback` removes
+every file and folder it created.
+
+Input images are only ever opened for reading (copies) or not opened at all
+(links). Checks that refuse dangerous destinations (a non-empty folder
+without ``overwrite``, a folder inside a SOURCE, a file that is an input) are
+in :func:`check_output_dir` and :func:`check_output_file`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from ._exceptions import InvalidArgumentError, SmartDownsampleError
+
+__all__ = [
+    "TEMP_PREFIX",
+    "OutputError",
+    "OutputTransaction",
+    "TreeExport",
+    "atomic_file",
+    "check_output_dir",
+    "check_output_file",
+    "common_root",
+    "export_tree",
+    "write_json",
+    "write_manifest",
+    "write_path_list",
+]
+
+logger = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".smartdownsample-"
+"""Prefix of temporary files; a dot keeps them hidden (and out of folder searches)."""
+
+FALLBACK_TO_SYMLINK = frozenset(
+    code
+    for code in (
+        errno.EXDEV,  # source and destination on different file systems
+        errno.EPERM,  # file system without hard links (FAT, exFAT, some network shares)
+        errno.EMLINK,  # too many links to the source file
+        getattr(errno, "ENOTSUP", None),
+        getattr(errno, "EOPNOTSUPP", None),
+    )
+    if code is not None
+)
+"""``os.link`` errors after which a symbolic link is made instead of a hard link."""
+
+TreeMode = Literal["copy", "link"]
+ProgressCallback = Callable[[int], None]
+
+
+class OutputError(SmartDownsampleError):
+    """An output could not be written; the message names the path and the fix."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+"""Permissions of new output files: what ``open`` would give (mkstemp uses 0600)."""
+
+
+def _explain(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{reason}; free some space or choose another destination"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{reason}; choose a destination you can write to"
+    return reason
+
+
+def _remove_file(path: str) -> None:
+    """Delete a file we created; a failure is logged, never raised (we are cleaning up)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("could not remove the partial file %s: %s", path, exc.strerror or exc)
+
+
+def _new_temp(folder: str, suffix: str) -> str:
+    handle, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
+    os.close(handle)
+    os.chmod(temp, _FILE_MODE)
+    return temp
+
+
+@contextlib.contextmanager
+def atomic_file(
+    path: str | os.PathLike[str], *, binary: bool = False, newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only if the block finishes.
+
+    The parent folder is created if needed. If the block raises (including
+    ``KeyboardInterrupt``), the temporary file is deleted and ``path`` is
+    left as it was.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (full disk, read-only folder, ...).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
+    >>> with atomic_file(target) as handle:
+    ...     _ = handle.write("hello\\n")
+    >>> open(target).read()
+    'hello\\n'
+    """
+    target = os.path.abspath(os.fspath(path))
+    temp = ""
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temp = _new_temp(os.path.dirname(target), ".tmp")
+        mode = "wb" if binary else "w"
+        encoding = None if binary else "utf-8"
+        with open(temp, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except OSError as exc:
+        if temp:
+            _remove_file(temp)
+        raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
+    except BaseException:
+        if temp:
+            _remove_file(temp)
+        raise
+
+
+def _write_lines(handle: IO[Any], lines: Iterable[str]) -> int:
+    count = 0
+    for line in lines:
+        handle.write(line)
+        handle.write("\n")
+        count += 1
+    return count
+
+
+def _write_rows(
+    handle: IO[Any], rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str] | None
+) -> int:
+    iterator = iter(rows)
+    first = next(iterator, None)
+    names = list(fieldnames) if fieldnames is not None else list(first or ())
+    writer = csv.DictWriter(handle, fieldnames=names, extrasaction="raise")
+    writer.writeheader()
+    if first is None:
+        return 0
+    writer.writerow(first)
+    count = 1
+    for row in iterator:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _dump_json(handle: IO[Any], data: Any) -> None:
+    json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
+    handle.write("\n")
+
+
+def write_path_list(path: str | os.PathLike[str], paths: Iterable[str]) -> int:
+    """Write one path a line (UTF-8) atomically; returns the number of lines.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "selected.txt")
+    >>> write_path_list(target, ["a.jpg", "b.jpg"])
+    2
+    """
+    with atomic_file(path, newline="\n") as handle:
+        return _write_lines(handle, paths)
+
+
+def write_manifest(
+    path: str | os.PathLike[str],
+    rows: Iterable[Mapping[str, Any]],
+    fieldnames: Sequence[str] | None = None,
+) -> int:
+    """Write rows (e.g. ``SelectionResult.manifest_rows()``) as CSV atomically.
+
+    The columns are ``fieldnames``, or the keys of the first row. Returns the
+    number of rows.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "manifest.csv")
+    >>> write_manifest(target, [{"path": "a.jpg", "kept": True}])
+    1
+    >>> open(target).read().splitlines()
+    ['path,kept', 'a.jpg,True']
+    """
+    with atomic_file(path, newline="") as handle:
+        return _write_rows(handle, rows, fieldnames)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON atomically (NaN is refused).
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "report.json")
+    >>> write_json(target, {"kept": 3})
+    >>> json.load(open(target))
+    {'kept': 3}
+    """
+    with atomic_file(path) as handle:
+        _dump_json(handle, data)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _real(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    """True if ``path`` is ``folder`` or below it (both real, normcased)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_dir(
+    dest: str | os.PathLike[str],
+    *,
+    option: str,
+    source_folders: Collection[str],
+    image_paths: Collection[str],
+    overwrite: bool,
+) -> None:
+    """Refuse an output folder that could mix with or damage the inputs.
+
+    Refused: a path that is a file; a folder inside (or equal to) a SOURCE
+    folder or the folder of any input image (the next run would find the
+    outputs as inputs); a folder that contains input images (``--overwrite``
+    could replace them); a non-empty folder unless ``overwrite``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the folder, the reason and the fix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> try:
+    ...     check_output_dir(os.path.join(root, "out"), option="--copy-to",
+    ...                      source_folders=[root], image_paths=[], overwrite=False)
+    ... except ValueError as exc:
+    ...     print("refused")
+    refused
+    """
+    target = os.fspath(dest)
+    real = _real(target)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise InvalidArgumentError(
+            f"{option} {target!r} is a file, not a folder; give a folder path"
+        )
+    for folder in source_folders:
+        if _inside(real, _real(folder)):
+            raise InvalidArgumentError(
+                f"{option} folder {target!r} is inside the SOURCE folder {folder!r}; choose a "
+                "folder outside it (the next run would take the outputs for input images)"
+            )
+    image_dirs = {os.path.dirname(os.path.abspath(path)) for path in image_paths}
+    for folder in image_dirs:
+        real_folder = _real(folder)
+        if _inside(real, real_folder):
+            raise InvalidArgumentError(
+                f"{option} folder {target!r} is inside {folder!r}, which holds input images; "
+                "choose a folder outside the input folders"
+            )
+        if _inside(real_folder, real):
+            raise InvalidArgumentError(
+                f"{option} folder {target!r} contains input images (in {folder!r}); choose a "
+                "new folder outside the input folders"
+            )
+    if os.path.isdir(target) and not overwrite:
+        with os.scandir(target) as entries:
+            if next(entries, None) is not None:
+                raise InvalidArgumentError(
+                    f"{option} folder {target!r} is not empty; choose a new or empty folder, "
+                    "or pass --overwrite to write into it"
+                )
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    *,
+    option: str,
+    image_paths: Collection[str],
+    overwrite: bool,
+) -> None:
+    """Refuse an output file that is a folder, an input image, or exists (unless ``overwrite``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the file, the reason and the fix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> check_output_file(os.path.join(tempfile.mkdtemp(), "new.txt"), option="--out",
+    ...                   image_paths=[], overwrite=False)
+    """
+    target = os.fspath(path)
+    if os.path.isdir(target):
+        raise InvalidArgumentError(f"{option} {target!r} is a folder; give a file name")
+    if not os.path.lexists(target):
+        return
+    if not overwrite:
+        raise InvalidArgumentError(
+            f"{option} file {target!r} already exists; choose another name, or pass "
+            "--overwrite to replace it"
+        )
+    real = _real(target)
+    name = os.path.normcase(os.path.basename(real))
+    for image in image_paths:
+        if os.path.normcase(os.path.basename(image)) == name and _real(image) == real:
+            raise InvalidArgumentError(
+                f"{option} file {target!r} is one of the input images; choose another name"
+            )
+
+
+# ---------------------------------------------------------------- trees
+
+
+def common_root(paths: Iterable[str], folders: Iterable[str] = ()) -> str:
+    """The deepest folder holding all ``paths`` and ``folders`` (absolute).
+
+    Raises
+    ------
+    OutputError
+        If they share no folder (different drives on Windows).
+
+    Examples
+    --------
+    >>> common_root(["/data/a/1.jpg", "/data/b/2.jpg"]) == os.path.abspath("/data")
+    True
+    """
+    dirs = {os.path.dirname(os.path.abspath(path)) for path in paths}
+    dirs.update(os.path.abspath(folder) for folder in folders)
+    if not dirs:
+        raise OutputError("there are no images to export")
+    try:
+        return os.path.commonpath(sorted(dirs))
+    except ValueError as exc:
+        raise OutputError(
+            "the images share no common folder (different drives?), so their folder "
+            "structure cannot be kept; export each drive's images in a separate run"
+        ) from exc
+
+
+@dataclass
+class TreeExport:
+    """What :func:`export_tree` did.
+
+    Attributes
+    ----------
+    dest, root : str
+        Destination folder, and the folder whose structure was reproduced.
+    mode : {"copy", "link"}
+    n_copied, n_hardlinks, n_symlinks, n_present : int
+        Files copied, hard-linked, symbolically linked, or already linked.
+    created_files, created_dirs : list of str
+        What was created (removed again by a rollback).
+    """
+
+    dest: str
+    root: str
+    mode: TreeMode
+    n_copied: int = 0
+    n_hardlinks: int = 0
+    n_symlinks: int = 0
+    n_present: int = 0
+    created_files: list[str] = field(default_factory=list)
+    created_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def n_files(self) -> int:
+        """Files now in place in the destination."""
+        return self.n_copied + self.n_hardlinks + self.n_symlinks + self.n_present
+
+    def describe(self) -> str:
+        """One line for the final summary."""
+        if self.mode == "copy":
+            return f"copied {self.n_copied:,} images to {self.dest}"
+        parts = [f"{self.n_hardlinks:,} hard links", f"{self.n_symlinks:,} symbolic links"]
+        if self.n_present:
+            parts.append(f"{self.n_present:,} already there")
+        return f"linked {self.n_files:,} images into {self.dest} ({', '.join(parts)})"
+
+    def undo(self) -> None:
+        """Remove the files and (now empty) folders this export created."""
+        for path in reversed(self.created_files):
+            _remove_file(path)
+        for folder in reversed(self.created_dirs):
+            try:
+                os.rmdir(folder)
+            except OSError as exc:
+                logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
+        self.created_files.clear()
+        self.created_dirs.clear()
+
+
+def _make_dirs(folder: str, created: list[str]) -> None:
+    missing: list[str] = []
+    current = folder
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        os.mkdir(path)
+        created.append(path)
+
+
+def _copy_file(source: str, target: str) -> None:
+    temp = _new_temp(os.path.dirname(target), ".part")
+    try:
+        shutil.copyfile(source, temp)  # opens source read-only
+        shutil.copystat(source, temp)  # keeps modification times
+        os.replace(temp, target)
+    except BaseException:
+        _remove_file(temp)
+        raise
+
+
+def _link_file(source: str, target: str) -> Literal["hard", "symbolic"]:
+    temp = os.path.join(os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex}.link")
+    kind: Literal["hard", "symbolic"] = "hard"
+    try:
+        try:
+            os.link(source, temp, follow_symlinks=True)
+        except OSError as exc:
+            if exc.errno not in FALLBACK_TO_SYMLINK:
+                raise
+            logger.debug("hard link of %s failed (%s); making a symbolic link", source, exc)
+            if not os.path.exists(source):
+                raise
+            os.symlink(source, temp)
+            kind = "symbolic"
+        os.replace(temp, target)
+    except BaseException:
+        if os.path.lexists(temp):
+            _remove_file(temp)
+        raise
+    return kind
+
+
+def export_tree(
+    paths: Iterable[str],
+    dest: str | os.PathLike[str],
+    *,
+    mode: TreeMode,
+    root: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> TreeExport:
+    """Copy or link files into ``dest``, keeping their folders relative to ``root``.
+
+    ``mode="link"`` makes hard links where the file system allows, else
+    symbolic links (absolute). A hard link *is* the input file under a second
+    name: editing it edits the input. If anything fails, or on Ctrl-C, every
+    file and folder created so far is removed before the error propagates.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        Files to export.
+    dest : str or os.PathLike
+        Destination folder (created if missing).
+    mode : {"copy", "link"}
+    root : str, optional
+        Folder whose structure is kept (default: :func:`common_root` of ``paths``).
+    progress : callable, optional
+        Called with 1 after each file.
+
+    Returns
+    -------
+    TreeExport
+
+    Raises
+    ------
+    OutputError
+        Naming the file that could not be exported and the fix.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> src = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(src, "cam1"))
+    >>> with open(os.path.join(src, "cam1", "a.jpg"), "wb") as handle:
+    ...     _ = handle.write(b"jpeg")
+    >>> out = os.path.join(tempfile.mkdtemp(), "small")
+    >>> export_tree([os.path.join(src, "cam1", "a.jpg")], out, mode="copy", root=src).n_copied
+    1
+    >>> os.listdir(os.path.join(out, "cam1"))
+    ['a.jpg']
+    """
+    files = list(paths)
+    base = os.path.abspath(root) if root is not None else common_root(files)
+    target_root = os.path.abspath(os.fspath(dest))
+    export = TreeExport(dest=target_root, root=base, mode=mode)
+    try:
+        _make_dirs(target_root, export.created_dirs)
+        for path in files:
+            source = os.path.abspath(path)
+            relative = os.path.relpath(source, base)
+            if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+                raise OutputError(
+                    f"{path!r} is not under {base!r}, so its folder cannot be kept; "
+                    "export from a common parent folder"
+                )
+            target = os.path.join(target_root, relative)
+            try:
+                _make_dirs(os.path.dirname(target), export.created_dirs)
+                if mode == "link" and os.path.lexists(target) and os.path.samefile(source, target):
+                    export.n_present += 1
+                elif mode == "copy":
+                    _copy_file(source, target)
+                    export.created_files.append(target)
+                    export.n_copied += 1
+                else:
+                    kind = _link_file(source, target)
+                    export.created_files.append(target)
+                    if kind == "hard":
+                        export.n_hardlinks += 1
+                    else:
+                        export.n_symlinks += 1
+            except OSError as exc:
+                verb = "copy" if mode == "copy" else "link"
+                raise OutputError(
+                    f"cannot {verb} {path!r} to {target!r}: {_explain(exc)}; nothing was "
+                    f"left in {target_root!r}"
+                ) from exc
+            if progress is not None:
+                progress(1)
+    except OSError as exc:
+        export.undo()
+        raise OutputError(f"cannot create folder {target_root!r}: {_explain(exc)}") from exc
+    except BaseException:
+        export.undo()
+        raise
+    return export
+
+
+# ---------------------------------------------------------------- transaction
+
+
+class OutputTransaction:
+    """Stage several outputs and put them in place together.
+
+    Files are written to temporary files beside their targets and renamed on
+    :meth:`commit`; trees are exported at once but removed again by
+    :meth:`rollback`. Used as a context manager, anything not committed when
+    the block ends (error, Ctrl-C) is rolled back.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with OutputTransaction() as outputs:
+    ...     n_lines = outputs.write_lines(os.path.join(folder, "a.txt"), ["x"])
+    ...     outputs.write_json(os.path.join(folder, "b.json"), {"n": 1})
+    ...     outputs.commit()
+    >>> sorted(os.listdir(folder))
+    ['a.txt', 'b.json']
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[str, str]] = []
+        self._trees: list[TreeExport] = []
+        self._created_dirs: list[str] = []
+        self.committed = False
+
+    def __enter__(self) -> OutputTransaction:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.committed:
+            self.rollback()
+
+    @property
+    def targets(self) -> list[str]:
+        """Files staged so far (final paths)."""
+        return [target for _, target in self._staged]
+
+    def temp_for(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> str:
+        """A new temporary file beside ``path``, renamed to ``path`` on commit."""
+        target = os.path.abspath(os.fspath(path))
+        try:
+            _make_dirs(os.path.dirname(target), self._created_dirs)
+            temp = _new_temp(os.path.dirname(target), suffix)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
+        self._staged.append((temp, target))
+        return temp
+
+    @contextlib.contextmanager
+    def open(
+        self, path: str | os.PathLike[str], *, newline: str | None = None
+    ) -> Iterator[IO[str]]:
+        """Open the staged temporary file of ``path`` for writing text (UTF-8)."""
+        temp = self.temp_for(path)
+        try:
+            with open(temp, "w", encoding="utf-8", newline=newline) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {os.path.abspath(path)}: {_explain(exc)}") from exc
+
+    def write_lines(self, path: str | os.PathLike[str], lines: Iterable[str]) -> int:
+        """Stage a file of one line per item; returns the number of lines."""
+        with self.open(path, newline="\n") as handle:
+            return _write_lines(handle, lines)
+
+    def write_csv(
+        self,
+        path: str | os.PathLike[str],
+        rows: Iterable[Mapping[str, Any]],
+        fieldnames: Sequence[str] | None = None,
+    ) -> int:
+        """Stage a CSV file; returns the number of rows."""
+        with self.open(path, newline="") as handle:
+            return _write_rows(handle, rows, fieldnames)
+
+    def write_json(self, path: str | os.PathLike[str], data: Any) -> None:
+        """Stage a JSON file."""
+        with self.open(path) as handle:
+            _dump_json(handle, data)
+
+    def export_tree(
+        self,
+        paths: Iterable[str],
+        dest: str | os.PathLike[str],
+        *,
+        mode: TreeMode,
+        root: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TreeExport:
+        """:func:`export_tree`, undone by :meth:`rollback`."""
+        export = export_tree(paths, dest, mode=mode, root=root, progress=progress)
+        self._trees.append(export)
+        return export
+
+    def commit(self) -> None:
+        """Rename every staged file into place."""
+        while self._staged:
+            temp, target = self._staged[0]
+            try:
+                os.chmod(temp, _FILE_MODE)  # writers that made their own temp file use 0600
+                os.replace(temp, target)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
+            self._staged.pop(0)
+        self._trees.clear()
+        self._created_dirs.clear()
+        self.committed = True
+
+    def rollback(self) -> None:
+        """Remove every staged temporary file and every exported tree."""
+        for temp, _ in self._staged:
+            _remove_file(temp)
+        self._staged.clear()
+        for export in reversed(self._trees):
+            export.undo()
+        self._trees.clear()
+        for folder in reversed(self._created_dirs):
+            try:
+                os.rmdir(folder)
+            except OSError as exc:
+                logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
+        self._created_dirs.clear()
