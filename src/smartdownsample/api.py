@@ -52,15 +52,15 @@ MAX_HASH_SIZE = 64
 
 SKIP_HINT = "pass image_loading_errors='skip' (CLI: --skip-unreadable) to skip unreadable files"
 
-_PATH_KEY = natsort_keygen(alg=ns.PATH)
+_PATH_KEY = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
 
 
 def natural_order(paths: Sequence[str]) -> NDArray[np.int64]:
     """Positions that sort ``paths`` naturally, folder by folder.
 
-    Numbers compare as numbers (``img2`` before ``img10``); equal natural keys
-    are ordered by the exact string, so the order never depends on the order
-    of the input.
+    Numbers compare as numbers (``img2`` before ``img10``) and case is ignored,
+    as in file managers; equal natural keys are ordered by the exact string,
+    so the order never depends on the order of the input.
 
     Examples
     --------
