@@ -31,6 +31,7 @@ __all__ = [
     "FEATURE_DTYPE",
     "ahash_size",
     "area_resize",
+    "area_sums",
     "dhash_bits",
     "empty_features",
     "features_from_thumbnails",
@@ -44,8 +45,8 @@ DHASH64_SIZE = 8
 """The packed dHash kept per image is always the 8x8 one: 64 bits fill one
 uint64, whatever hash_size the buckets use."""
 
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-"""ITU-R 601-2 luma, the weights Pillow's RGB -> L conversion uses."""
+LUMA_WEIGHTS_PER_MILLE = np.array([299, 587, 114], dtype=np.int64)
+"""ITU-R 601-2 luma, the weights Pillow's RGB -> L conversion uses, per mille."""
 
 FEATURE_DTYPE = np.dtype(
     [
@@ -106,48 +107,78 @@ def structure_positions(hash_size: int) -> tuple[int, int]:
     return first, second
 
 
-def luma(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Grayscale of a ``(..., 3)`` RGB array with Pillow's luma weights."""
-    return np.asarray(rgb, dtype=np.float32) @ LUMA_WEIGHTS
+def luma(rgb: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Grayscale of a ``(..., 3)`` RGB array, times 1000, in exact integers.
 
-
-@cache
-def _area_weights(source: int, target: int) -> NDArray[np.float32]:
-    """``(target, source)`` matrix averaging each target cell's source area."""
-    edges = np.linspace(0.0, float(source), target + 1)
-    starts = np.arange(source, dtype=np.float64)
-    ends = starts + 1.0
-    overlap = np.clip(
-        np.minimum(ends[None, :], edges[1:, None]) - np.maximum(starts[None, :], edges[:-1, None]),
-        0.0,
-        None,
-    )
-    weights: NDArray[np.float32] = (overlap / overlap.sum(axis=1, keepdims=True)).astype(np.float32)
-    weights.setflags(write=False)  # shared by every call through the cache
-    return weights
-
-
-def area_resize(gray: NDArray[np.float32], rows: int, cols: int) -> NDArray[np.float32]:
-    """Area-average a batch ``(B, H, W)`` of grayscale images to ``(B, rows, cols)``.
+    Pillow's RGB -> L weights (299, 587, 114 per mille) without the division,
+    so later comparisons are exact: features never depend on the order of
+    floating-point sums, and so never on how images were batched.
 
     Examples
     --------
     >>> import numpy as np
-    >>> area_resize(np.arange(16, dtype=np.float32).reshape(1, 4, 4), 2, 2).tolist()
-    [[[2.5, 4.5], [10.5, 12.5]]]
+    >>> luma(np.array([[255, 255, 255], [10, 0, 0]], np.uint8)).tolist()
+    [255000, 2990]
+    """
+    return np.asarray(rgb, dtype=np.int64) @ LUMA_WEIGHTS_PER_MILLE
+
+
+@cache
+def _area_weights(source: int, target: int) -> NDArray[np.int64]:
+    """``(target, source)`` integer matrix of each source pixel's share in a target cell.
+
+    Cell edges fall at multiples of ``source / target``, so every overlap is a
+    multiple of ``1 / target``: times ``target`` all weights are whole numbers
+    and each row sums to ``source``.
+    """
+    cell_edges = np.arange(target + 1, dtype=np.int64) * source  # in units of 1/target
+    pixel_starts = np.arange(source, dtype=np.int64) * target
+    pixel_ends = pixel_starts + target
+    overlap = np.minimum(pixel_ends[None, :], cell_edges[1:, None]) - np.maximum(
+        pixel_starts[None, :], cell_edges[:-1, None]
+    )
+    weights: NDArray[np.int64] = np.clip(overlap, 0, None)
+    weights.setflags(write=False)  # shared by every call through the cache
+    return weights
+
+
+def area_sums(gray: NDArray[np.integer], rows: int, cols: int) -> NDArray[np.int64]:
+    """Exact area sums of a batch ``(B, H, W)`` of integer images on a ``rows x cols`` grid.
+
+    Each cell holds its area average times ``H * W``: integer arithmetic, so
+    the result is the same whatever the batch size.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> area_sums(np.arange(16).reshape(1, 4, 4), 2, 2).tolist()
+    [[[40, 72], [168, 200]]]
     """
     height, width = gray.shape[-2:]
     row_weights = _area_weights(height, rows)
     col_weights = _area_weights(width, cols)
-    result: NDArray[np.float32] = np.einsum(
-        "rh,bhw,cw->brc", row_weights, gray, col_weights, optimize=True
-    )
+    values = np.asarray(gray, dtype=np.int64)
+    result: NDArray[np.int64] = np.matmul(np.matmul(row_weights, values), col_weights.T)
     return result
 
 
-def dhash_bits(gray: NDArray[np.float32], hash_size: int) -> NDArray[np.bool_]:
+def area_resize(gray: NDArray[np.integer], rows: int, cols: int) -> NDArray[np.float64]:
+    """Area-average a batch ``(B, H, W)`` of integer images to ``(B, rows, cols)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> area_resize(np.arange(16).reshape(1, 4, 4), 2, 2).tolist()
+    [[[2.5, 4.5], [10.5, 12.5]]]
+    """
+    height, width = gray.shape[-2:]
+    result: NDArray[np.float64] = area_sums(gray, rows, cols) / float(height * width)
+    return result
+
+
+def dhash_bits(gray: NDArray[np.integer], hash_size: int) -> NDArray[np.bool_]:
     """``(B, hash_size * hash_size)`` dHash bits: left cell brighter than right."""
-    grid = area_resize(gray, hash_size, hash_size + 1)
+    grid = area_sums(gray, hash_size, hash_size + 1)
     bits = grid[:, :, :-1] > grid[:, :, 1:]
     return bits.reshape(len(gray), hash_size * hash_size)
 
@@ -213,7 +244,7 @@ def features_from_thumbnails(thumbnails: NDArray[np.uint8], hash_size: int) -> N
     >>> thumbs = np.zeros((1, 32, 32, 3), np.uint8); thumbs[:, :, :16] = 200
     >>> row = features_from_thumbnails(thumbs, 8)[0]
     >>> int(row["structure"]), float(row["mean_rgb"][0])
-    (0, 100.0)
+    (3, 100.0)
     """
     count = len(thumbnails)
     rows = empty_features(count)
@@ -226,7 +257,8 @@ def features_from_thumbnails(thumbnails: NDArray[np.uint8], hash_size: int) -> N
     first, second = structure_positions(hash_size)
     rows["structure"] = (bits[:, first].astype(np.uint8) << 1) | bits[:, second].astype(np.uint8)
     side = ahash_size(hash_size)
-    grid = area_resize(gray, side, side)
-    rows["ahash_bit"] = grid[:, 0, 0] > grid.mean(axis=(1, 2))
+    grid = area_sums(gray, side, side)
+    # top-left cell > grid mean, multiplied out to stay in exact integers
+    rows["ahash_bit"] = grid[:, 0, 0] * (side * side) > grid.sum(axis=(1, 2))
     rows["mean_rgb"] = thumbnails.reshape(count, -1, 3).mean(axis=1, dtype=np.float64)
     return rows
