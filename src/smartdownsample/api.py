@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
-from natsort import natsort_keygen, ns
 from numpy.typing import NDArray
 
 from ._exceptions import ImageLoadError, InvalidArgumentError
@@ -52,23 +52,46 @@ MAX_HASH_SIZE = 64
 
 SKIP_HINT = "pass image_loading_errors='skip' (CLI: --skip-unreadable) to skip unreadable files"
 
-_PATH_KEY = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
+_DIGITS = re.compile(r"(\d+)")
+_SEPARATORS = re.compile(r"[\\/]+" if os.altsep or os.sep == "\\" else r"/+")
+
+
+def _name_key(name: str) -> tuple[str | int, ...]:
+    """Natural key of one name: text case-folded, digit runs as numbers."""
+    parts = _DIGITS.split(name.casefold())
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
+
+
+def _folder_key(folder: str) -> tuple[tuple[str | int, ...], ...]:
+    return tuple(_name_key(part) for part in _SEPARATORS.split(folder))
 
 
 def natural_order(paths: Sequence[str]) -> NDArray[np.int64]:
     """Positions that sort ``paths`` naturally, folder by folder.
 
-    Numbers compare as numbers (``img2`` before ``img10``) and case is ignored,
-    as in file managers; equal natural keys are ordered by the exact string,
-    so the order never depends on the order of the input.
+    Folders are ordered by their natural path, and a folder's files come
+    before its subfolders' files. Numbers compare as numbers (``img2`` before
+    ``img10``) and case is ignored, as in file managers; names with equal
+    natural keys are ordered by the exact string, so the order never depends
+    on the order of the input. Sort keys exist for one folder at a time, so a
+    million paths need little memory.
 
     Examples
     --------
-    >>> natural_order(["b/img10.jpg", "b/img2.jpg", "a/x.jpg"]).tolist()
-    [2, 1, 0]
+    >>> natural_order(["b/img10.jpg", "b/IMG2.jpg", "a/x.jpg", "b/c/1.jpg"]).tolist()
+    [2, 1, 0, 3]
     """
-    keyed = sorted(range(len(paths)), key=lambda i: (_PATH_KEY(paths[i]), paths[i]))
-    return np.array(keyed, dtype=np.int64)
+    folders: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        folders.setdefault(os.path.dirname(path), []).append(index)
+    order = np.empty(len(paths), dtype=np.int64)
+    filled = 0
+    for folder in sorted(folders, key=lambda name: (_folder_key(name), name)):
+        members = folders[folder]
+        members.sort(key=lambda i: (_name_key(os.path.basename(paths[i])), paths[i]))
+        order[filled : filled + len(members)] = members
+        filled += len(members)
+    return order
 
 
 def _check_int(name: str, value: object, minimum: int, fix: str) -> int:
@@ -308,8 +331,8 @@ def downsample(
         )
     finally:
         bar.close()
-        if store is not None and hasattr(store, "close"):
-            store.close()
+        if store is not None and store is not cache and hasattr(store, "close"):
+            store.close()  # only a cache this call opened; a caller's own stays open
     timings["features"] = time.perf_counter() - stage
 
     stage = time.perf_counter()
