@@ -26,12 +26,14 @@ from ._exceptions import (
 )
 from ._version import __version__
 from .api import downsample, sample_diverse
+from .cache import CacheWarning
 from .result import BucketStats, Failure, SelectionResult
 from .synthetic import SyntheticDataset, load_dataset, make_dataset
 
 __all__ = [
     "BucketStats",
     "CacheError",
+    "CacheWarning",
     "Failure",
     "ImageLoadError",
     "InvalidArgumentError",
