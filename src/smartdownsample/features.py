@@ -200,7 +200,7 @@ def dhash_bits(
     """
     grid = area_sums(gray, hash_size, hash_size + 1)
     step = round(min_step * LUMA_SCALE * gray.shape[1] * gray.shape[2])
-    bits = grid[:, :, :-1] > grid[:, :, 1:] + step
+    bits: NDArray[np.bool_] = grid[:, :, :-1] > grid[:, :, 1:] + step
     return bits.reshape(len(gray), hash_size * hash_size)
 
 
