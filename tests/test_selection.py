@@ -1,0 +1,369 @@
+"""Stage 4: exact, unique, deterministic selection over many bucket shapes and targets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smartdownsample.selection import (
+    allocate_buckets,
+    allocate_units,
+    home_buckets,
+    proportional_shares,
+    select_burst_aware,
+    select_by_buckets,
+    spread_buckets,
+    stride_positions,
+)
+
+MORE_EXAMPLES = settings(max_examples=120, deadline=None)
+"""The selection guarantees are the core of the package: more examples than the default."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """Images in natural order: their bucket and burst, and a target."""
+
+    buckets: np.ndarray
+    bursts: np.ndarray
+    target: int
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return len(self.buckets)
+
+
+def _special_targets(n: int, n_buckets: int) -> list[int]:
+    """The edge cases of the issue: 0, 1, buckets -1/0/+1, n - 1, n, n + 1."""
+    return sorted(
+        {max(0, t) for t in (0, 1, n_buckets - 1, n_buckets, n_buckets + 1, n - 1, n, n + 1)}
+    )
+
+
+@st.composite
+def cases(draw: st.DrawFn, max_bursts: int = 40) -> Case:
+    """Bursts of 1-10 frames, each mostly in one bucket, laid out in a random order.
+
+    Bucket ids are drawn from 0..127; some frames of a burst straddle into
+    another bucket, as when a hash bit flips while the animal moves.
+    """
+    n_keys = draw(st.integers(1, 12))
+    keys = draw(st.lists(st.integers(0, 127), min_size=n_keys, max_size=n_keys, unique=True))
+    lengths = draw(st.lists(st.integers(1, 10), min_size=1, max_size=max_bursts))
+    skew = draw(st.sampled_from(["uniform", "one-large", "alternating"]))
+    buckets: list[int] = []
+    bursts: list[int] = []
+    for number, length in enumerate(lengths):
+        if skew == "one-large" and draw(st.booleans()):
+            home = keys[0]
+        elif skew == "alternating":
+            home = keys[number % len(keys)]
+        else:
+            home = draw(st.sampled_from(keys))
+        frames = [home] * length
+        if length > 2 and draw(st.integers(0, 4)) == 0:  # one straddling frame
+            frames[draw(st.integers(0, length - 1))] = draw(st.sampled_from(keys))
+        buckets += frames
+        bursts += [number] * length
+    n = len(buckets)
+    n_buckets = len(set(buckets))
+    target = draw(st.one_of(st.sampled_from(_special_targets(n, n_buckets)), st.integers(0, n + 3)))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return Case(np.array(buckets), np.array(bursts), target, seed)
+
+
+def _check_positions(picked: np.ndarray, n: int, target: int) -> None:
+    assert picked.ndim == 1
+    assert len(picked) == min(target, n)
+    assert np.issubdtype(picked.dtype, np.integer)
+    assert (np.diff(picked) > 0).all(), "positions must be sorted and unique"
+    if len(picked):
+        assert picked[0] >= 0
+        assert picked[-1] < n
+
+
+def _check_bucket_coverage(picked: np.ndarray, bucket_of: np.ndarray, target: int) -> None:
+    keys = set(bucket_of.tolist())
+    chosen = Counter(bucket_of[picked].tolist())
+    if target >= len(keys):
+        assert set(chosen) == keys, "every bucket must be represented"
+    else:
+        assert len(chosen) == target, "one image from each of `target` distinct buckets"
+        assert all(count == 1 for count in chosen.values())
+
+
+# --------------------------------------------------------------------------- spec strategy
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_select_by_buckets_properties(case: Case) -> None:
+    picked = select_by_buckets(case.buckets, case.target, case.seed)
+    _check_positions(picked, case.n, case.target)
+    _check_bucket_coverage(picked, case.buckets, case.target)
+    # Deterministic, and the input arrays are not modified.
+    before = case.buckets.copy()
+    np.testing.assert_array_equal(picked, select_by_buckets(case.buckets, case.target, case.seed))
+    np.testing.assert_array_equal(case.buckets, before)
+    # Each bucket gives exactly its quota.
+    allocation = allocate_buckets(case.buckets, case.target)
+    counts = Counter(case.buckets[picked].tolist())
+    for key, quota in zip(allocation.keys.tolist(), allocation.quotas.tolist(), strict=True):
+        assert counts.get(key, 0) == quota
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_select_by_buckets_picks_evenly_inside_each_bucket(case: Case) -> None:
+    picked = select_by_buckets(case.buckets, case.target, case.seed)
+    for key in set(case.buckets.tolist()):
+        members = np.flatnonzero(case.buckets == key)
+        ranks = np.searchsorted(members, picked[case.buckets[picked] == key])
+        if len(ranks) >= 2:
+            gaps = np.diff(ranks)
+            stride = len(members) / len(ranks)
+            assert gaps.min() >= np.floor(stride) - 1e-9
+            assert gaps.max() <= np.ceil(stride) + 1e-9
+
+
+def test_select_by_buckets_small_examples() -> None:
+    buckets = np.array([0] * 10 + [1] * 5 + [2])
+    for target in range(0, 18):
+        picked = select_by_buckets(buckets, target, seed=3)
+        _check_positions(picked, 16, target)
+    assert select_by_buckets(np.array([], dtype=np.int64), 5, seed=0).tolist() == []
+    assert select_by_buckets(buckets, 16, seed=0).tolist() == list(range(16))
+    assert select_by_buckets(buckets, 100, seed=0).tolist() == list(range(16))
+
+
+def test_different_seeds_shift_the_stride_but_keep_the_counts() -> None:
+    buckets = np.zeros(100, dtype=np.int64)
+    results = {tuple(select_by_buckets(buckets, 10, seed).tolist()) for seed in range(20)}
+    assert len(results) > 1, "random_seed must choose the stride offset"
+    for result in results:
+        assert len(result) == 10
+        assert max(np.diff(result)) - min(np.diff(result)) <= 1
+
+
+def test_target_below_bucket_count_is_deterministic_and_spread() -> None:
+    """Fewer picks than buckets: the largest bucket first, then the most different ones."""
+    # Bucket 0 (largest): colour bit off. 0b1100 differs in colour and dark (distance 4).
+    buckets = np.array([0] * 50 + [1] * 40 + [0b1100] * 5 + [0b100000] * 30)
+    chosen = {int(buckets[p]) for p in select_by_buckets(buckets, 2, seed=1)}
+    assert chosen == {0, 0b1100}
+    for seed in range(5):
+        again = {int(buckets[p]) for p in select_by_buckets(buckets, 2, seed=seed)}
+        assert again == chosen, "the choice of buckets must not depend on the seed"
+    one = {int(buckets[p]) for p in select_by_buckets(buckets, 1, seed=1)}
+    assert one == {0}
+
+
+# --------------------------------------------------------------------------- burst strategy
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_select_burst_aware_properties(case: Case) -> None:
+    picked = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
+    _check_positions(picked, case.n, case.target)
+    homes = home_buckets(case.buckets, case.bursts)
+    _check_bucket_coverage(picked, homes, case.target)
+    again = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
+    np.testing.assert_array_equal(picked, again)
+    allocation = allocate_units(homes, case.bursts, case.target)
+    assert int(allocation.quotas.sum()) == min(case.target, case.n)
+    assert (allocation.quotas <= allocation.sizes).all()
+    counts = Counter(homes[picked].tolist())
+    for key, quota in zip(allocation.keys.tolist(), allocation.quotas.tolist(), strict=True):
+        assert counts.get(key, 0) == quota
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_no_burst_gets_a_second_pick_before_its_bucket_mates_get_one(case: Case) -> None:
+    picked = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
+    homes = home_buckets(case.buckets, case.bursts)
+    picks_per_burst = Counter(case.bursts[picked].tolist())
+    for home in set(homes.tolist()):
+        bursts_here = set(case.bursts[homes == home].tolist())
+        counts = [picks_per_burst.get(burst, 0) for burst in bursts_here]
+        if max(counts) >= 2:
+            assert min(counts) >= 1, (
+                f"bucket {home}: a burst got {max(counts)} picks while another has none"
+            )
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_no_burst_gets_a_second_pick_while_any_burst_has_none(case: Case) -> None:
+    """The documented stronger rule: bursts are counted before frames across all buckets."""
+    picked = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
+    picks_per_burst = Counter(case.bursts[picked].tolist())
+    if picks_per_burst and max(picks_per_burst.values()) >= 2:
+        assert set(picks_per_burst) == set(case.bursts.tolist())
+
+
+def test_burst_aware_takes_one_frame_per_burst_first() -> None:
+    bursts = np.repeat(np.arange(6), [5, 5, 5, 5, 5, 5])
+    buckets = np.zeros(30, dtype=np.int64)
+    picked = select_burst_aware(buckets, bursts, 6, seed=0)
+    assert sorted(bursts[picked].tolist()) == list(range(6))
+    picked = select_burst_aware(buckets, bursts, 3, seed=0)
+    assert len(set(bursts[picked].tolist())) == 3
+    picked = select_burst_aware(buckets, bursts, 12, seed=0)
+    assert Counter(bursts[picked].tolist()) == dict.fromkeys(range(6), 2)
+
+
+def test_single_frame_bursts_follow_the_unit_allocation() -> None:
+    """With one frame per burst, units are images: proportional weights give the spec quotas."""
+    rng = np.random.default_rng(1)
+    buckets = rng.integers(0, 6, 200)
+    bursts = np.arange(200)
+    for target in (0, 3, 6, 7, 50, 199, 200, 201):
+        picked = select_burst_aware(buckets, bursts, target, seed=5)
+        allocation = allocate_units(buckets, bursts, target)
+        counts = Counter(buckets[picked].tolist())
+        assert [counts.get(k, 0) for k in allocation.keys.tolist()] == allocation.quotas.tolist()
+        proportional = allocate_units(buckets, bursts, target, weight_power=1.0)
+        spec = allocate_buckets(buckets, target)
+        np.testing.assert_array_equal(proportional.quotas, spec.quotas)
+
+
+def test_home_buckets_majority_and_ties() -> None:
+    buckets = np.array([3, 5, 5, 1, 2, 7, 7, 4])
+    bursts = np.array([0, 0, 0, 1, 1, 2, 2, 3])
+    assert home_buckets(buckets, bursts).tolist() == [5, 5, 5, 1, 1, 7, 7, 4]
+    assert home_buckets(np.array([], dtype=np.int64), np.array([], dtype=np.int64)).tolist() == []
+    with pytest.raises(ValueError, match=r"0\.\.127"):
+        home_buckets(np.array([128]), np.array([0]))
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_home_buckets_is_constant_within_a_burst(case: Case) -> None:
+    homes = home_buckets(case.buckets, case.bursts)
+    for burst in set(case.bursts.tolist()):
+        frames = case.bursts == burst
+        assert len(set(homes[frames].tolist())) == 1
+        counts = Counter(case.buckets[frames].tolist())
+        assert counts[int(homes[frames][0])] == max(counts.values())
+
+
+# --------------------------------------------------------------------------- quotas
+
+
+@MORE_EXAMPLES
+@given(cases())
+def test_allocation_quotas(case: Case) -> None:
+    allocation = allocate_buckets(case.buckets, case.target)
+    keys, sizes = np.unique(case.buckets, return_counts=True)
+    np.testing.assert_array_equal(allocation.keys, keys)
+    np.testing.assert_array_equal(allocation.sizes, sizes)
+    assert int(allocation.quotas.sum()) == min(case.target, case.n)
+    assert (allocation.quotas <= allocation.sizes).all()
+    assert (allocation.quotas >= 0).all()
+    if case.target >= len(keys):
+        assert (allocation.quotas >= 1).all()
+        # Beyond the one each, larger buckets never get fewer than smaller ones
+        # unless they are full.
+        for i in range(len(keys)):
+            for j in range(len(keys)):
+                if sizes[i] > sizes[j] and allocation.quotas[i] < sizes[i]:
+                    assert allocation.quotas[i] >= allocation.quotas[j]
+    else:
+        assert set(allocation.quotas.tolist()) <= {0, 1}
+
+
+@st.composite
+def shares_problems(draw: st.DrawFn) -> tuple[np.ndarray, int, np.ndarray]:
+    count = draw(st.integers(1, 15))
+    weights = np.array(draw(st.lists(st.integers(0, 500), min_size=count, max_size=count)))
+    caps = np.array(draw(st.lists(st.integers(0, 300), min_size=count, max_size=count)))
+    total = draw(st.integers(0, int(caps.sum())))
+    return weights, total, caps
+
+
+@given(shares_problems())
+def test_proportional_shares_sum_and_caps(problem: tuple[np.ndarray, int, np.ndarray]) -> None:
+    weights, total, caps = problem
+    shares = proportional_shares(weights, total, caps)
+    assert int(shares.sum()) == total
+    assert (shares >= 0).all()
+    assert (shares <= caps).all()
+    # Monotone: a heavier item with room left never gets less than a lighter one.
+    for i in range(len(weights)):
+        for j in range(len(weights)):
+            if weights[i] > weights[j] and shares[i] < caps[i]:
+                assert shares[i] >= shares[j], (i, j, shares.tolist())
+
+
+@given(
+    st.lists(st.integers(1, 1000), min_size=1, max_size=20),
+    st.integers(0, 2000),
+)
+def test_proportional_shares_is_largest_remainder_without_binding_caps(
+    weights: list[int], total: int
+) -> None:
+    array = np.array(weights)
+    shares = proportional_shares(array, total, np.full(len(weights), total))
+    ideal = total * array / array.sum()
+    assert int(shares.sum()) == total
+    assert (shares >= np.floor(ideal - 1e-9)).all()
+    assert (shares <= np.ceil(ideal + 1e-9)).all()
+
+
+def test_proportional_shares_examples_and_errors() -> None:
+    # Ideal 5, 2.5, 0.5: the tied remainder goes to the larger weight.
+    assert proportional_shares(np.array([10, 5, 1]), 8, np.array([10, 5, 1])).tolist() == [5, 3, 0]
+    # The capped first item hands its surplus on.
+    assert proportional_shares(np.array([10, 5, 1]), 8, np.array([2, 5, 1])).tolist() == [2, 5, 1]
+    assert proportional_shares(np.array([0, 0]), 3, np.array([2, 2])).sum() == 3
+    with pytest.raises(ValueError, match="cannot share"):
+        proportional_shares(np.array([1, 1]), 5, np.array([2, 2]))
+
+
+def test_spread_buckets_returns_distinct_sorted_indices() -> None:
+    keys = np.array([0, 1, 2, 0b1100, 0b101000, 0b1111])
+    sizes = np.array([10, 50, 3, 7, 20, 1])
+    for count in range(0, 8):
+        chosen = spread_buckets(keys, sizes, count)
+        assert len(chosen) == min(count, len(keys))
+        assert (np.diff(chosen) > 0).all()
+        if count:
+            assert 1 in chosen.tolist()  # the largest bucket first
+        np.testing.assert_array_equal(chosen, spread_buckets(keys, sizes, count))
+
+
+# --------------------------------------------------------------------------- stride
+
+
+@given(st.integers(1, 400), st.data())
+def test_stride_positions_are_evenly_spaced(size: int, data: st.DataObject) -> None:
+    picks = data.draw(st.integers(0, size + 2))
+    offset = data.draw(st.floats(0, 1, exclude_max=True))
+    positions = stride_positions(size, picks, offset)
+    assert len(positions) == min(picks, size)
+    assert (np.diff(positions) > 0).all()
+    if len(positions):
+        assert positions[0] >= 0 and positions[-1] < size
+    if 0 < picks < size:
+        stride = size / picks
+        gaps = np.diff(positions)
+        if len(gaps):
+            assert gaps.min() >= np.floor(stride)
+            assert gaps.max() <= np.ceil(stride)
+        assert positions[0] < np.ceil(stride)  # the offset stays inside the first stride
+
+
+def test_stride_positions_examples() -> None:
+    assert stride_positions(10, 3, 0.0).tolist() == [0, 3, 6]
+    assert stride_positions(10, 3, 0.5).tolist() == [1, 5, 8]
+    assert stride_positions(10, 5, 0.0).tolist() == [0, 2, 4, 6, 8]
+    assert stride_positions(4, 4, 0.9).tolist() == [0, 1, 2, 3]
+    assert stride_positions(4, 0, 0.3).tolist() == []
