@@ -345,13 +345,19 @@ def downsample(
         feats = features_sorted[readable]
         raw_buckets = bucket_ids(feats).astype(np.int64)
         folders = _folder_ids([sorted_abs[i] for i in readable])
-        bursts = find_bursts(folders, feats["dhash"], feats["mean_rgb"], feats["capture_time"])
+        bursts = find_bursts(
+            folders,
+            feats["dhash"],
+            feats["mean_rgb"],
+            feats["capture_time"],
+            contrast=feats["contrast"],
+        )
         bursts_sorted[readable] = bursts
         if strategy == "burst":
             from .selection import home_buckets
 
             used_buckets = home_buckets(raw_buckets, bursts)
-            picked = select_burst_aware(raw_buckets, bursts, target, seed)
+            picked = select_burst_aware(raw_buckets, bursts, target, seed, colour=feats["mean_rgb"])
         else:
             used_buckets = raw_buckets
             picked = select_by_buckets(raw_buckets, target, seed)

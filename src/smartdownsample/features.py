@@ -35,6 +35,7 @@ __all__ = [
     "area_resize",
     "area_sums",
     "dhash_bits",
+    "dhash_contrast",
     "empty_features",
     "features_from_thumbnails",
     "hamming_distance",
@@ -68,6 +69,7 @@ FEATURE_DTYPE = np.dtype(
         ("structure", "u1"),  # two dHash centre bits (0..3)
         ("ahash_bit", "u1"),  # top-left aHash bit (0 or 1)
         ("mean_rgb", "<f4", (3,)),  # channel means of the thumbnail, 0..255
+        ("contrast", "<f4"),  # mean |step| between dHash cells, grey levels
         ("capture_time", "<f8"),  # EXIF capture time, epoch seconds, NaN if unknown
         ("width", "<i4"),  # stored image width in pixels
         ("height", "<i4"),  # stored image height in pixels
@@ -204,6 +206,27 @@ def dhash_bits(
     return bits.reshape(len(gray), hash_size * hash_size)
 
 
+def dhash_contrast(gray: NDArray[np.integer]) -> NDArray[np.float32]:
+    """Mean absolute step between neighbouring 8x8 dHash cells, in grey levels.
+
+    Low for flat images (blown out, fog, a covered lens), whose dHash bits are
+    noise; the burst finder then judges them on colour alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flat = luma(np.full((1, 32, 32, 3), 90, np.uint8))
+    >>> dhash_contrast(flat).tolist()
+    [0.0]
+    """
+    grid = area_sums(gray, DHASH64_SIZE, DHASH64_SIZE + 1)
+    steps = np.abs(np.diff(grid, axis=2)).sum(axis=(1, 2))
+    cells = DHASH64_SIZE * DHASH64_SIZE
+    scale = LUMA_SCALE * gray.shape[1] * gray.shape[2] * cells
+    result: NDArray[np.float32] = (steps / scale).astype(np.float32)
+    return result
+
+
 def pack_bits(bits: NDArray[np.bool_]) -> NDArray[np.uint64]:
     """Pack ``(B, 64)`` bits into ``(B,)`` uint64, position ``p`` at bit ``63 - p``.
 
@@ -281,5 +304,6 @@ def features_from_thumbnails(thumbnails: NDArray[np.uint8], hash_size: int) -> N
     grid = area_sums(gray, side, side)
     # top-left cell > grid mean, multiplied out to stay in exact integers
     rows["ahash_bit"] = grid[:, 0, 0] * (side * side) > grid.sum(axis=(1, 2))
+    rows["contrast"] = dhash_contrast(gray)
     rows["mean_rgb"] = thumbnails.reshape(count, -1, 3).mean(axis=1, dtype=np.float64)
     return rows
