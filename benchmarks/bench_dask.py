@@ -63,7 +63,7 @@ Pillow, numpy and the decoders before anything is timed."""
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 
 LOCAL_SERIAL = "local, 1 thread"
-LOCAL_DEFAULT = "local, 4 threads (default)"
+LOCAL_DEFAULT = "local, default executor"
 
 
 def noop_batch(paths: Sequence[str], hash_size: int) -> BatchResult:

@@ -195,10 +195,10 @@ FAST_JPEG = bool(getattr(loading, "FAST_JPEG_AVAILABLE", False))
             marks=pytest.mark.xfail(
                 strict=True,
                 reason=(
-                    "known limitation, reported to the lead: on the Pillow path a baseline "
-                    "JPEG whose scan is cut or zero-filled but still ends with EOI decodes "
-                    "silently to a wrong picture (Pillow drops libjpeg's 'Corrupt JPEG "
-                    "data' warnings); only the simplejpeg path reports it"
+                    "known limitation of the Pillow fallback (used only where simplejpeg "
+                    "declines a file): a baseline JPEG whose scan is cut or zero-filled "
+                    "but still ends with EOI decodes silently to a wrong picture (Pillow "
+                    "drops libjpeg's 'Corrupt JPEG data' warnings); simplejpeg reports it"
                 ),
             ),
         ),
@@ -224,14 +224,6 @@ def test_damaged_scan_that_keeps_its_end_marker(tmp_path: Path, damage: str, dec
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "reported to the lead: decoding obeys Pillow's process-wide "
-        "ImageFile.LOAD_TRUNCATED_IMAGES, which training scripts often set to True; "
-        "truncated files then decode silently with grey fill"
-    ),
-)
 @pytest.mark.parametrize("fast", [True, False], ids=["default", "pillow"])
 def test_truncated_jpeg_is_reported_even_if_the_caller_allows_truncated_images(
     files: dict[str, str], monkeypatch: pytest.MonkeyPatch, fast: bool

@@ -33,7 +33,13 @@ from ._types import (
 )
 from .buckets import bucket_ids
 from .bursts import find_bursts
-from .extract import BatchRunner, FeatureStore, extract_features, local_runner
+from .extract import (
+    DEFAULT_IMAGE_TIMEOUT,
+    BatchRunner,
+    FeatureStore,
+    extract_features,
+    local_runner,
+)
 from .result import Failure, SelectionResult, bucket_table
 from .selection import select_burst_aware, select_by_buckets
 
@@ -149,6 +155,8 @@ def _distinct(paths: list[str]) -> tuple[list[str], NDArray[np.int64], list[str]
     firsts: list[int] = []
     for index, path in enumerate(paths):
         full = os.path.abspath(path)
+        if full == path:
+            full = path  # keep one string, not two equal copies, per absolute path
         key = os.path.normcase(full)
         if key in seen:
             continue
@@ -186,14 +194,18 @@ class _Progress:
 
 
 def _build_runner(
-    backend: Backend, n_workers: int | None, executor: ExecutorKind, client: Any
+    backend: Backend,
+    n_workers: int | None,
+    executor: ExecutorKind,
+    client: Any,
+    image_timeout: float,
 ) -> BatchRunner:
     if backend == "dask":
         from ._dask import dask_runner
 
         runner: BatchRunner = dask_runner(client=client)
         return runner
-    return local_runner(n_workers, executor)
+    return local_runner(n_workers, executor, image_timeout=image_timeout)
 
 
 def _open_cache(cache: str | os.PathLike[str] | FeatureStore | None, hash_size: int) -> Any:
@@ -220,6 +232,7 @@ def downsample(
     backend: Backend = "local",
     client: Any = None,
     executor: ExecutorKind = "auto",
+    image_timeout: float = DEFAULT_IMAGE_TIMEOUT,
 ) -> SelectionResult:
     """Select exactly ``target_count`` diverse images and return the full outcome.
 
@@ -258,7 +271,12 @@ def downsample(
         Dask client for ``backend="dask"`` (default: the current client, else
         a LocalCluster started for the run).
     executor : {"auto", "thread", "process", "serial"}, default "auto"
-        How local workers run.
+        How local workers run. "auto" uses worker processes from 2,000
+        images (a crashing or hanging decoder then costs one image, not the
+        run) and threads below that.
+    image_timeout : float, default 60
+        Seconds one image may take in a worker process before it is reported
+        as failed ("timed out") and its worker replaced.
 
     Returns
     -------
@@ -311,7 +329,11 @@ def downsample(
 
     stage = time.perf_counter()
     store = _open_cache(cache, hash_size)
-    runner = _build_runner(backend, n_workers, executor, client)
+    if not isinstance(image_timeout, (int, float)) or not image_timeout > 0:
+        raise InvalidArgumentError(
+            f"image_timeout must be a positive number of seconds, got {image_timeout!r}"
+        )
+    runner = _build_runner(backend, n_workers, executor, client, float(image_timeout))
 
     def fail_fast(index: int, reason: str) -> None:
         position = int(order[index])

@@ -825,14 +825,15 @@ class FeatureCache:
 
     def _write(self, pending: list[tuple[str, int, int, int, int, bytes | None, bytes]]) -> None:
         assert self._conn is not None
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
+            # BEGIN inside the try: Ctrl-C right after it must not leave the write lock held.
+            self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(_INSERT, pending)
+            self._conn.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def _disable(self, what: str) -> None:
         """Stop using the cache for this run, with one warning."""
@@ -857,10 +858,12 @@ class FeatureCache:
     def close(self) -> None:
         """Commit the queued rows and close the database (safe to call twice)."""
         with self._lock:
-            self._flush(final=True)
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            try:
+                self._flush(final=True)
+            finally:  # closed even if interrupted: closing rolls back an open transaction
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
         logger.debug(
             "feature cache %s closed: %d hits, %d rows stored",
             self.path,

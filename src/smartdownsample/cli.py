@@ -867,10 +867,25 @@ def _save_charts(
 
 def _print_paths(paths: Sequence[str]) -> None:
     stream = sys.stdout
-    for path in paths:
-        stream.write(path)
-        stream.write("\n")
-    stream.flush()
+    try:
+        for path in paths:
+            stream.write(path)
+            stream.write("\n")
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _silence_stdout()  # what is still buffered would fail again at exit
+        raise CommandError(
+            f"cannot write the selected paths to standard output: {exc.strerror or exc}; "
+            "free some space where it goes, or write them to a file with --out FILE"
+        ) from exc
+
+
+def _silence_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _info_stream(outputs: _Outputs | None) -> IO[str]:
@@ -1305,9 +1320,7 @@ def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into `head`): stop quietly.
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_FAILED
     except InvalidArgumentError as exc:
         _debug_trace(args)

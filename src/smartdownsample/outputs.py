@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import stat
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,11 +101,26 @@ def _remove_file(path: str) -> None:
         logger.warning("could not remove the partial file %s: %s", path, exc.strerror or exc)
 
 
-def _new_temp(folder: str, suffix: str) -> str:
-    handle, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
-    os.close(handle)
-    os.chmod(temp, _FILE_MODE)
-    return temp
+def _temp_name(folder: str, suffix: str) -> str:
+    """A new temporary file name in ``folder`` (not created).
+
+    Callers record the name *before* the file is created, so that a failure
+    or Ctrl-C at any instant after the creation still finds it to remove.
+    """
+    return os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{suffix}")
+
+
+def _create_empty(path: str) -> None:
+    """Create ``path`` (it must not exist) with the mode ``open`` would give."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def _set_mode(path: str) -> None:
+    """Give ``path`` the usual mode; file systems with fixed modes (FAT, SMB) refuse: fine."""
+    try:
+        os.chmod(path, _FILE_MODE)
+    except OSError as exc:
+        logger.debug("kept the mode of %s: %s", path, exc.strerror or exc)
 
 
 @contextlib.contextmanager
@@ -136,8 +151,8 @@ def atomic_file(
     temp = ""
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = _new_temp(os.path.dirname(target), ".tmp")
-        mode = "wb" if binary else "w"
+        temp = _temp_name(os.path.dirname(target), ".tmp")
+        mode = "xb" if binary else "x"
         encoding = None if binary else "utf-8"
         with open(temp, mode, encoding=encoding, newline=newline) as handle:
             yield handle
@@ -340,6 +355,18 @@ def check_output_file(
         raise InvalidArgumentError(f"{option} {target!r} is a folder; give a file name")
     if not os.path.lexists(target):
         return
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # a broken symbolic link: replacing it harms nothing
+    if not stat.S_ISREG(mode):
+        # A device, pipe or socket (/dev/stdout, /dev/null): the atomic rename would
+        # replace the special file itself (as root, even in /dev).
+        stdout = " or '-' for standard output" if option == "--out" else ""
+        raise InvalidArgumentError(
+            f"{option} {target!r} is not a regular file (a device, pipe or socket); give the "
+            f"path of a file{stdout}"
+        )
     if not overwrite:
         raise InvalidArgumentError(
             f"{option} file {target!r} already exists; choose another name, or pass "
@@ -445,12 +472,17 @@ def _make_dirs(folder: str, created: list[str]) -> None:
             break
         current = parent
     for path in reversed(missing):
-        os.mkdir(path)
-        created.append(path)
+        created.append(path)  # first: an interrupt right after mkdir still removes it
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            created.pop()  # made meanwhile by someone else: not ours to remove
+            if not os.path.isdir(path):
+                raise
 
 
 def _copy_file(source: str, target: str) -> None:
-    temp = _new_temp(os.path.dirname(target), ".part")
+    temp = _temp_name(os.path.dirname(target), ".part")
     try:
         shutil.copyfile(source, temp)  # opens source read-only
         shutil.copystat(source, temp)  # keeps modification times
@@ -531,10 +563,22 @@ def export_tree(
     >>> os.listdir(os.path.join(out, "cam1"))
     ['a.jpg']
     """
+    files, export = _new_export(paths, dest, mode, root)
+    _fill_export(export, files, progress)
+    return export
+
+
+def _new_export(
+    paths: Iterable[str], dest: str | os.PathLike[str], mode: TreeMode, root: str | None
+) -> tuple[list[str], TreeExport]:
     files = list(paths)
     base = os.path.abspath(root) if root is not None else common_root(files)
-    target_root = os.path.abspath(os.fspath(dest))
-    export = TreeExport(dest=target_root, root=base, mode=mode)
+    return files, TreeExport(dest=os.path.abspath(os.fspath(dest)), root=base, mode=mode)
+
+
+def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallback | None) -> None:
+    """Copy or link ``files`` as ``export`` says; on any failure undo it and raise."""
+    base, target_root, mode = export.root, export.dest, export.mode
     try:
         _make_dirs(target_root, export.created_dirs)
         for path in files:
@@ -548,16 +592,17 @@ def export_tree(
             target = os.path.join(target_root, relative)
             try:
                 _make_dirs(os.path.dirname(target), export.created_dirs)
-                if mode == "link" and os.path.lexists(target) and os.path.samefile(source, target):
+                exists = os.path.lexists(target)
+                if mode == "link" and exists and os.path.samefile(source, target):
                     export.n_present += 1
-                elif mode == "copy":
-                    _copy_file(source, target)
-                    export.created_files.append(target)
-                    export.n_copied += 1
                 else:
-                    kind = _link_file(source, target)
-                    export.created_files.append(target)
-                    if kind == "hard":
+                    if not exists:
+                        # Recorded before it appears: Ctrl-C right after the rename removes it.
+                        export.created_files.append(target)
+                    if mode == "copy":
+                        _copy_file(source, target)
+                        export.n_copied += 1
+                    elif _link_file(source, target) == "hard":
                         export.n_hardlinks += 1
                     else:
                         export.n_symlinks += 1
@@ -575,7 +620,6 @@ def export_tree(
     except BaseException:
         export.undo()
         raise
-    return export
 
 
 # ---------------------------------------------------------------- transaction
@@ -624,10 +668,11 @@ class OutputTransaction:
         target = os.path.abspath(os.fspath(path))
         try:
             _make_dirs(os.path.dirname(target), self._created_dirs)
-            temp = _new_temp(os.path.dirname(target), suffix)
+            temp = _temp_name(os.path.dirname(target), suffix)
+            self._staged.append((temp, target))  # first: rollback removes it whatever happens
+            _create_empty(temp)
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
-        self._staged.append((temp, target))
         return temp
 
     @contextlib.contextmanager
@@ -674,23 +719,31 @@ class OutputTransaction:
         progress: ProgressCallback | None = None,
     ) -> TreeExport:
         """:func:`export_tree`, undone by :meth:`rollback`."""
-        export = export_tree(paths, dest, mode=mode, root=root, progress=progress)
-        self._trees.append(export)
+        files, export = _new_export(paths, dest, mode, root)
+        self._trees.append(export)  # before anything exists: rollback undoes whatever appears
+        _fill_export(export, files, progress)
         return export
 
     def commit(self) -> None:
-        """Rename every staged file into place."""
-        while self._staged:
-            temp, target = self._staged[0]
-            try:
-                os.chmod(temp, _FILE_MODE)  # writers that made their own temp file use 0600
+        """Rename every staged file into place: all of them, or (on failure) none."""
+        placed: list[str] = []
+        target = ""
+        try:
+            for temp, target in self._staged:
+                _set_mode(temp)  # writers that made their own temp file use 0600
+                if not os.path.lexists(target):
+                    placed.append(target)  # first: undone even if interrupted after the rename
                 os.replace(temp, target)
-            except OSError as exc:
+        except BaseException as exc:
+            for path in placed:
+                _remove_file(path)
+            if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
-            self._staged.pop(0)
+            raise
+        self.committed = True
+        self._staged.clear()
         self._trees.clear()
         self._created_dirs.clear()
-        self.committed = True
 
     def rollback(self) -> None:
         """Remove every staged temporary file and every exported tree."""
