@@ -433,6 +433,8 @@ def test_no_images_found_fails(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         (["balance", "PHOTOS", "--max-per-class", "5", "--min-per-class", "9"], "above"),
         (["balance", "no/such/root", "--max-per-class", "5"], "no/such/root"),
         (["frobnicate"], "invalid choice"),
+        (["select", "PHOTOS", "--target", "5", "--image-timeout", "0"], "positive"),
+        (["select", "PHOTOS", "--target", "5", "--image-timeout", "soon"], "soon"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(
@@ -445,6 +447,29 @@ def test_bad_usage_exits_2_with_one_line(
     assert line.startswith("smartdownsample") and "error" in line
     assert expected in line
     assert out == ""
+
+
+def test_image_timeout_reaches_the_report(
+    capsys: pytest.CaptureFixture[str], photos: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    code, _, err = run(
+        capsys,
+        "select",
+        photos,
+        "--target",
+        5,
+        "--image-timeout",
+        "12.5",
+        "--no-cache",
+        "--no-progress",
+        "--out",
+        tmp_path / "keep.txt",
+        "--report",
+        report,
+    )
+    assert code == 0, err
+    assert json.loads(report.read_text())["parameters"]["image_timeout"] == 12.5
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,7 @@ from ._exceptions import (
 )
 from ._version import __version__
 from .api import MAX_HASH_SIZE, MIN_HASH_SIZE, downsample, natural_order
+from .extract import DEFAULT_IMAGE_TIMEOUT
 from .listing import IMAGE_EXTENSIONS, find_images, is_image_name, list_sources
 from .outputs import (
     OutputTransaction,
@@ -115,6 +116,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -215,6 +226,14 @@ def _add_run_options(parser: argparse.ArgumentParser, *, backend: bool = True) -
         default=DEFAULT_WORKERS,
         metavar="N",
         help=f"parallel decoding workers (default {DEFAULT_WORKERS}; 0 = one per core)",
+    )
+    group.add_argument(
+        "--image-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_IMAGE_TIMEOUT,
+        metavar="SECONDS",
+        help="report an image as failed when a worker process spends longer than this on it "
+        f"(default {DEFAULT_IMAGE_TIMEOUT:g})",
     )
     group.add_argument(
         "--seed",
@@ -762,6 +781,7 @@ def _select(
         cache=args.cache_path,
         backend=args.backend,
         client=client_holder[0],
+        image_timeout=args.image_timeout,
     )
 
 
@@ -773,6 +793,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "min_per_class",
         "hash_size",
         "workers",
+        "image_timeout",
         "seed",
         "strategy",
         "skip_unreadable",
