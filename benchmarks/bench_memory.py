@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _procmem import with_sampler  # benchmarks/ is on sys.path when run as a script
 from smartdownsample.synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset
 
 GIB = 1024**3
@@ -70,24 +71,7 @@ _RUN = r"""
 import json, resource, sys, time, tracemalloc
 import smartdownsample, smartdownsample.api
 from smartdownsample import downsample
-import glob, os, threading
-worker_peak = [0]
-def _sample_workers():  # Linux: largest VmHWM among child processes (worker peak RSS)
-    while True:
-        for children in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-            try:
-                pids = open(children).read().split()
-            except OSError:
-                continue
-            for pid in pids:
-                try:
-                    for line in open(f"/proc/{pid}/status"):
-                        if line.startswith("VmHWM:"):
-                            worker_peak[0] = max(worker_peak[0], int(line.split()[1]))
-                except OSError:
-                    pass
-        time.sleep(0.2)
-threading.Thread(target=_sample_workers, daemon=True).start()
+@WORKER_PEAK_SAMPLER@
 paths = open(sys.argv[1], encoding="utf-8").read().split("\n")
 workers, trace = int(sys.argv[2]), sys.argv[3] == "1"
 if trace:
@@ -226,7 +210,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  baseline, list of paths alone:   peak RSS {_mib(base_rss)} "
             f"(the list itself: {_mib(base['traced'])}, {base['traced'] / n:.0f} B/path)"
         )
-        run = _child(_RUN, str(list_file), str(args.workers), "0" if args.no_tracemalloc else "1")
+        run = _child(
+            with_sampler(_RUN),
+            str(list_file),
+            str(args.workers),
+            "0" if args.no_tracemalloc else "1",
+        )
         run_rss = _rss_bytes(run["rss"])
         beyond = run_rss - base_rss
         print(

@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from _procmem import with_sampler  # benchmarks/ is on sys.path when run as a script
 from smartdownsample import __version__
 from smartdownsample._processes import WorkerPool
 from smartdownsample._types import ExecutorKind
@@ -236,24 +237,7 @@ def _warm_page_cache(paths: Sequence[str]) -> float:
 _CHILD = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")  # a benchmark child: only its JSON line matters
-import glob, os, threading
-worker_peak = [0]
-def _sample_workers():  # Linux: largest VmHWM among child processes (worker peak RSS)
-    while True:
-        for children in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-            try:
-                pids = open(children).read().split()
-            except OSError:
-                continue
-            for pid in pids:
-                try:
-                    for line in open(f"/proc/{pid}/status"):
-                        if line.startswith("VmHWM:"):
-                            worker_peak[0] = max(worker_peak[0], int(line.split()[1]))
-                except OSError:
-                    pass
-        time.sleep(0.2)
-threading.Thread(target=_sample_workers, daemon=True).start()
+@WORKER_PEAK_SAMPLER@
 paths = open(sys.argv[1], encoding="utf-8").read().split("\n")
 target, workers, cache = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] or None
 def cpu():
@@ -284,7 +268,16 @@ def _child_run(
 ) -> dict[str, Any]:
     """Run downsample (or 1.8.5's sample_diverse) in a fresh interpreter; its JSON report."""
     completed = subprocess.run(
-        [python, "-c", _CHILD, str(list_file), str(target), str(workers), cache, mode],
+        [
+            python,
+            "-c",
+            with_sampler(_CHILD),
+            str(list_file),
+            str(target),
+            str(workers),
+            cache,
+            mode,
+        ],
         capture_output=True,
         text=True,
         check=False,
