@@ -48,7 +48,7 @@ from smartdownsample.synthetic import make_dataset
 SIDE = thumbnail_side(8)
 
 needs_fast = pytest.mark.skipif(
-    not loading.FAST_JPEG_AVAILABLE, reason="simplejpeg (extra 'fast') is not installed"
+    not loading.FAST_JPEG_AVAILABLE, reason="simplejpeg is not installed"
 )
 
 

@@ -188,7 +188,7 @@ FAST_JPEG = bool(getattr(loading, "FAST_JPEG_AVAILABLE", False))
     [
         pytest.param(
             "fast",
-            marks=pytest.mark.skipif(not FAST_JPEG, reason="simplejpeg (extra 'fast') missing"),
+            marks=pytest.mark.skipif(not FAST_JPEG, reason="simplejpeg missing"),
         ),
         pytest.param(
             "pillow",

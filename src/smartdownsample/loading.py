@@ -13,9 +13,8 @@ Decoding is done at the smallest scale the codec allows:
 
 JPEG fast path
 --------------
-When the optional ``simplejpeg`` package is installed (``pip install
-"smartdownsample[fast]"``; wheels bundle libjpeg-turbo on Windows, macOS and
-Linux), baseline and progressive YCbCr, RGB and grayscale JPEGs are decoded
+With ``simplejpeg`` (a dependency; its wheels bundle libjpeg-turbo on
+Windows, macOS and Linux; without it everything goes through Pillow), baseline and progressive YCbCr, RGB and grayscale JPEGs are decoded
 by it instead of Pillow, at exactly the scale Pillow's ``draft`` would pick,
 and the EXIF orientation and capture time are read from the APP1 segment by
 a small parser. Measured per core on synthetic camera-trap files
@@ -67,7 +66,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ._exceptions import ImageLoadError
 
-try:  # optional extra "fast": libjpeg-turbo scaled decoding without Pillow's overhead
+try:  # libjpeg-turbo scaled decoding without Pillow's overhead; Pillow if it is missing
     import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - depends on the installation
     _simplejpeg = None
