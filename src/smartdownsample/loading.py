@@ -14,8 +14,9 @@ Decoding is done at the smallest scale the codec allows:
 JPEG fast path
 --------------
 With ``simplejpeg`` (a dependency; its wheels bundle libjpeg-turbo on
-Windows, macOS and Linux; without it everything goes through Pillow), baseline and progressive YCbCr, RGB and grayscale JPEGs are decoded
-by it instead of Pillow, at exactly the scale Pillow's ``draft`` would pick,
+Windows, macOS and Linux; without it everything goes through Pillow),
+baseline and progressive YCbCr, RGB and grayscale JPEGs are decoded by it
+instead of Pillow, at exactly the scale Pillow's ``draft`` would pick,
 and the EXIF orientation and capture time are read from the APP1 segment by
 a small parser. Measured per core on synthetic camera-trap files
 (``benchmarks/bench_speed.py``), a bare scaled decode with Pillow's ``draft``
