@@ -610,6 +610,8 @@ def _check_jpeg_end(data: bytes, name: str) -> None:
     be the real end. Checking it here keeps truncated files reported even
     when a program has set Pillow's process-wide LOAD_TRUNCATED_IMAGES.
     """
+    if data.endswith(JPEG_END_OF_IMAGE):
+        return  # the usual case, without scanning the file
     scan = data.find(JPEG_START_OF_SCAN)
     if scan >= 0 and data.find(JPEG_END_OF_IMAGE, scan) < 0:
         raise ImageLoadError(
