@@ -808,6 +808,27 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _report_header(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The fields every JSON report starts with."""
+    return {
+        "tool": "smartdownsample",
+        "version": __version__,
+        "command": command,
+        "created": _now(),
+        "argv": list(args.argv),
+    }
+
+
+def _timing(started: float, listed: float, selected_at: float, finished: float) -> dict[str, float]:
+    """Seconds per phase of a run, for the JSON report."""
+    return {
+        "listing_seconds": round(listed - started, 3),
+        "selection_seconds": round(selected_at - listed, 3),
+        "outputs_seconds": round(finished - selected_at, 3),
+        "total_seconds": round(finished - started, 3),
+    }
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -952,22 +973,13 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
         if outputs.report:
             finished = time.perf_counter()
             report = {
-                "tool": "smartdownsample",
-                "version": __version__,
-                "command": "select",
-                "created": _now(),
-                "argv": list(args.argv),
+                **_report_header("select", args),
                 "parameters": {**_parameters(args), "target_count": target},
                 "sources": [{"source": s, "images": n} for s, n in listing.per_source],
                 "n_duplicates_dropped": listing.n_duplicates,
                 **summary_dict(result),
                 "outputs": written.record,
-                "timing": {
-                    "listing_seconds": round(listed - started, 3),
-                    "selection_seconds": round(selected_at - listed, 3),
-                    "outputs_seconds": round(finished - selected_at, 3),
-                    "total_seconds": round(finished - started, 3),
-                },
+                "timing": _timing(started, listed, selected_at, finished),
             }
             tx.write_json(outputs.report, report)
             written.lines.append(f"report: {outputs.report}")
@@ -1140,11 +1152,7 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
         if outputs.report:
             finished = time.perf_counter()
             report = {
-                "tool": "smartdownsample",
-                "version": __version__,
-                "command": "balance",
-                "created": _now(),
-                "argv": list(args.argv),
+                **_report_header("balance", args),
                 "parameters": _parameters(args),
                 "root": root,
                 "n_classes": len(outcomes),
@@ -1154,12 +1162,7 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
                 "n_images_outside_classes": loose,
                 "classes": [outcome.as_dict() for outcome in outcomes],
                 "outputs": written.record,
-                "timing": {
-                    "listing_seconds": round(listed - started, 3),
-                    "selection_seconds": round(selected_at - listed, 3),
-                    "outputs_seconds": round(finished - selected_at, 3),
-                    "total_seconds": round(finished - started, 3),
-                },
+                "timing": _timing(started, listed, selected_at, finished),
             }
             tx.write_json(outputs.report, report)
             written.lines.append(f"report: {outputs.report}")
