@@ -87,7 +87,7 @@ def test_sample_diverse_returns_a_list_of_paths(paths: list[str]) -> None:
 def test_target_zero_and_empty_input(paths: list[str]) -> None:
     assert sample_diverse(paths, 0, **QUIET) == []
     assert sample_diverse([], 5, **QUIET) == []
-    assert sample_diverse([], 0, **QUIET, return_indices=True) == ([], [])
+    assert sample_diverse([], 0, **QUIET, return_indices=True) == []
     result = _run([], 3)
     assert result.selected_paths == []
     assert result.buckets == ()
@@ -157,7 +157,8 @@ def test_same_seed_same_result_and_seed_matters(paths: list[str], strategy: str)
 def test_duplicates_count_once_and_indices_are_first_occurrences(paths: list[str]) -> None:
     with_duplicates = paths[:60] + paths[10:20] + paths[60:] + paths[:5]
     reference = sample_diverse(paths, 40, **QUIET)
-    selected, indices = sample_diverse(with_duplicates, 40, **QUIET, return_indices=True)
+    selected = sample_diverse(with_duplicates, 40, **QUIET)
+    indices = sample_diverse(with_duplicates, 40, **QUIET, return_indices=True)
     assert set(selected) == set(reference)
     _check_selection(selected, with_duplicates, 40, len(paths))
     for path, index in zip(selected, indices, strict=True):
@@ -181,7 +182,8 @@ def test_the_same_file_spelled_differently_counts_once(
 
 def test_path_objects_are_accepted(paths: list[str]) -> None:
     as_paths = [Path(path) for path in paths]
-    selected, indices = sample_diverse(as_paths, 20, **QUIET, return_indices=True)
+    selected = sample_diverse(as_paths, 20, **QUIET)
+    indices = sample_diverse(as_paths, 20, **QUIET, return_indices=True)
     assert selected == sample_diverse(paths, 20, **QUIET)
     assert all(isinstance(path, str) for path in selected)
     assert [os.fspath(as_paths[i]) for i in indices] == selected
@@ -194,13 +196,67 @@ def test_any_iterable_of_paths(paths: list[str]) -> None:
 
 def test_return_indices(paths: list[str]) -> None:
     reversed_paths = paths[::-1]
-    selected, indices = sample_diverse(reversed_paths, 25, **QUIET, return_indices=True)
-    assert len(indices) == 25
-    assert all(isinstance(index, int) for index in indices)
-    assert indices == sorted(indices)
+    selected = sample_diverse(reversed_paths, 25, **QUIET)
+    indices = sample_diverse(reversed_paths, 25, **QUIET, return_indices=True)
+    assert isinstance(indices, list) and len(indices) == 25
+    assert all(type(index) is int for index in indices)
     assert [reversed_paths[i] for i in indices] == selected
     result = _run(reversed_paths, 25)
     assert result.selected_indices == indices
+    assert result.selected_paths == selected
+
+
+@pytest.mark.parametrize("target", [3, 8, 100])
+def test_return_indices_with_unreadable_files(
+    paths: list[str], tmp_path: Path, target: int
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    given = [*paths[:4], str(broken), *paths[4:9], str(tmp_path / "missing.jpg")]
+    options = {**QUIET, "image_loading_errors": "skip"}
+    indices = sample_diverse(given, target, **options, return_indices=True)
+    readable = 9
+    assert len(indices) == min(target, readable)
+    assert [given[i] for i in indices] == sample_diverse(given, target, **options)
+    assert not {4, 10} & set(indices), "an unreadable file was returned"
+
+
+def test_upstream_keyword_calls_mean_the_same(paths: list[str]) -> None:
+    """Calls written for the 1.9.x and 2.0.x releases, every shared parameter by keyword."""
+    common = {
+        "image_paths": paths,
+        "target_count": 12,
+        "n_workers": None,
+        "show_progress": False,
+        "show_summary": False,
+        "save_distribution": None,
+        "save_thumbnails": None,
+        "image_loading_errors": "raise",
+    }
+    by_paths = sample_diverse(**common, hash_size=8, return_indices=False)
+    by_index = sample_diverse(**common, hash_size=8, return_indices=True)
+    assert [paths[i] for i in by_index] == by_paths
+    with pytest.warns(UserWarning, match="distance_threshold=0.5 has no effect"):
+        from_2_0 = sample_diverse(**common, distance_threshold=0.5, return_indices=True)
+    assert from_2_0 == by_index
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # 1.9.x order: ..., show_progress, show_summary, save_distribution, ...
+        ((8, 4, False, True), "random_seed must be a whole number or None"),
+        ((8, 4, False, False, "chart.png"), "show_summary must be True or False"),
+        ((8, 4, False, 42, False, "chart.png"), "show_distribution must be True or False"),
+        # 2.0.x order: image_paths, target_count, distance_threshold, ...
+        ((0.5,), "hash_size must be a whole number.*distance_threshold"),
+    ],
+)
+def test_upstream_positional_order_is_refused_clearly(
+    paths: list[str], args: tuple[Any, ...], message: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        sample_diverse(paths, 5, *args)
 
 
 def test_selection_result_is_consistent(paths: list[str]) -> None:

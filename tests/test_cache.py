@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import sqlite3
@@ -309,13 +311,27 @@ def test_truncated_cache_is_moved_aside_and_replaced(
     _same_result(second, uncached)
 
 
-def _scribble_last_page(database: Path) -> None:
-    """Overwrite part of the last page (a leaf of the features table)."""
-    data = bytearray(database.read_bytes())
-    page = 4096
-    start = len(data) - page + 1000
-    data[start : start + 300] = b"\x07" * 300
-    database.write_bytes(bytes(data))
+def _scribble_features_leaf(database: Path) -> None:
+    """Damage the header of a leaf page of the features table.
+
+    The page is found from the database itself (``dbstat``), so which page
+    it is does not depend on the lengths of the stored paths, which change
+    with the machine's temporary folder.
+    """
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'features' AND pagetype = 'leaf' "
+                "ORDER BY pageno"
+            )
+        ]
+    assert pages, "the features table has no leaf page"
+    page = pages[len(pages) // 2]
+    with open(database, "r+b") as handle:
+        handle.seek((page - 1) * page_size)
+        handle.write(b"\x07" * 8)  # not a b-tree page type, nonsense cell counts
 
 
 def test_damaged_leaf_page_found_at_open(
@@ -323,7 +339,7 @@ def test_damaged_leaf_page_found_at_open(
 ) -> None:
     database = tmp_path / "features.sqlite"
     _fill(database, images)
-    _scribble_last_page(database)
+    _scribble_features_leaf(database)
     with pytest.warns(CacheWarning, match="damaged.*moved to"):
         result = downsample(images, TARGET, cache=str(database), show_progress=False)
     _same_result(result, uncached)

@@ -1,3 +1,3 @@
 """The package version (single source: pyproject reads it from here)."""
 
-__version__ = "2.0.0"
+__version__ = "2.1.0.dev0"

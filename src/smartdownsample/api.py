@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -301,7 +302,11 @@ def downsample(
     started = time.perf_counter()
     target = _check_int("target_count", target_count, 0, "pass how many images to keep")
     hash_size = _check_int(
-        "hash_size", hash_size, MIN_HASH_SIZE, "8 is recommended (2..64 are allowed)"
+        "hash_size",
+        hash_size,
+        MIN_HASH_SIZE,
+        "8 is recommended (2..64 are allowed); the 2.0.x release's third argument, "
+        "distance_threshold, has no counterpart here",
     )
     if hash_size > MAX_HASH_SIZE:
         raise InvalidArgumentError(
@@ -463,6 +468,7 @@ def sample_diverse(
     cache: str | os.PathLike[str] | FeatureStore | None = ...,
     backend: Backend = ...,
     client: Any = ...,
+    distance_threshold: float | None = ...,
 ) -> list[str]: ...
 
 
@@ -486,7 +492,8 @@ def sample_diverse(
     cache: str | os.PathLike[str] | FeatureStore | None = ...,
     backend: Backend = ...,
     client: Any = ...,
-) -> tuple[list[str], list[int]]: ...
+    distance_threshold: float | None = ...,
+) -> list[int]: ...
 
 
 def sample_diverse(
@@ -508,7 +515,8 @@ def sample_diverse(
     cache: str | os.PathLike[str] | FeatureStore | None = None,
     backend: Backend = "local",
     client: Any = None,
-) -> list[str] | tuple[list[str], list[int]]:
+    distance_threshold: float | None = None,
+) -> list[str] | list[int]:
     """Pick exactly ``target_count`` diverse images from a list of paths.
 
     Parameters
@@ -538,7 +546,9 @@ def sample_diverse(
     image_loading_errors : {"raise", "skip"}, default "raise"
         Stop on an unreadable file, or skip and report it.
     return_indices : bool, default False
-        Also return the indices of the selected images in ``image_paths``.
+        Return the 0-based indices of the selected images in ``image_paths``
+        instead of their paths, in the same order (as every upstream release
+        does). ``downsample()`` gives both.
     strategy : {"burst", "spec"}, default "burst"
         Burst-aware selection, or the 1.x bucket stride.
     cache : str or os.PathLike, optional
@@ -547,12 +557,16 @@ def sample_diverse(
         Where to compute features.
     client : distributed.Client, optional
         Dask client for ``backend="dask"``.
+    distance_threshold : float, optional
+        Accepted for code written for the 2.0.x embedding release, where it
+        tuned the clustering; it has no effect here (buckets come from looks,
+        not embeddings) and a warning says so.
 
     Returns
     -------
-    list of str, or (list of str, list of int)
+    list of str, or list of int
         The selected paths in the order of ``image_paths``; with
-        ``return_indices=True`` also their indices in ``image_paths``.
+        ``return_indices=True`` their indices in ``image_paths`` instead.
 
     Examples
     --------
@@ -563,6 +577,25 @@ def sample_diverse(
     >>> len(picked)
     20
     """
+    _check_flags(
+        show_progress=show_progress,
+        show_summary=show_summary,
+        show_distribution=show_distribution,
+        show_thumbnails=show_thumbnails,
+        return_indices=return_indices,
+    )
+    if isinstance(random_seed, bool):
+        raise InvalidArgumentError(
+            f"random_seed must be a whole number or None, got {random_seed!r}; {_POSITIONAL_HINT}"
+        )
+    if distance_threshold is not None:
+        warnings.warn(
+            f"distance_threshold={distance_threshold!r} has no effect: it tuned the embedding "
+            "clustering of the 2.0.x release, while this version buckets images by their looks; "
+            "leave it out",
+            UserWarning,
+            stacklevel=2,
+        )
     result = downsample(
         image_paths,
         target_count,
@@ -585,8 +618,23 @@ def sample_diverse(
     if show_thumbnails:
         result.show_thumbnails()
     if return_indices:
-        return result.selected_paths, result.selected_indices
+        return result.selected_indices
     return result.selected_paths
+
+
+_POSITIONAL_HINT = (
+    "pass the arguments after show_progress by keyword (the 1.9.x and 2.0.x releases "
+    "ordered them differently)"
+)
+
+
+def _check_flags(**flags: object) -> None:
+    """Each flag must be a bool; a path or a seed there is an argument out of place."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidArgumentError(
+                f"{name} must be True or False, got {value!r}; {_POSITIONAL_HINT}"
+            )
 
 
 def _draw(
