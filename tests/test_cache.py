@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import sqlite3
@@ -282,7 +281,7 @@ def test_random_bytes_file_warns_and_is_left_untouched(
     database = tmp_path / "features.sqlite"
     junk = np.random.default_rng(3).integers(0, 256, 8192, dtype=np.uint8).tobytes()
     database.write_bytes(junk)
-    with pytest.warns(CacheWarning, match=r"features\.sqlite.*--no-cache"):
+    with pytest.warns(CacheWarning, match=r"features\.sqlite.*cache=None"):
         result = downsample(images, TARGET, cache=str(database), show_progress=False)
     _same_result(result, uncached)
     assert result.n_cached == 0

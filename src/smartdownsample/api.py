@@ -41,6 +41,7 @@ from .extract import (
     extract_features,
     local_runner,
 )
+from .report import count_noun
 from .result import Failure, SelectionResult, bucket_table
 from .selection import select_burst_aware, select_by_buckets
 
@@ -57,7 +58,7 @@ MIN_HASH_SIZE = 2
 MAX_HASH_SIZE = 64
 """Beyond 64 the thumbnail would be larger than most camera-trap crops."""
 
-SKIP_HINT = "pass image_loading_errors='skip' (CLI: --skip-unreadable) to skip unreadable files"
+SKIP_HINT = "pass image_loading_errors='skip' to skip unreadable files"
 
 _DIGITS = re.compile(r"(\d+)")
 _SEPARATORS = re.compile(r"[\\/]+" if os.altsep or os.sep == "\\" else r"/+")
@@ -435,15 +436,16 @@ def downsample(
     timings["total"] = time.perf_counter() - started
     if failures:
         logger.warning(
-            "%d of %d images could not be read and were skipped (see result.failures)",
+            "%d of %d images could not be read and were skipped (the result's failures list them)",
             len(failures),
             count,
         )
     if result.n_selected < target:
-        logger.info(
-            "kept all %d readable images: fewer than target_count=%d",
-            result.n_selected,
+        logger.warning(
+            "kept %s, fewer than target_count=%d: only %s could be read",
+            count_noun(result.n_selected, "image"),
             target,
+            count_noun(result.n_readable, "image"),
         )
     return result
 

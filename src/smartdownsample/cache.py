@@ -221,7 +221,7 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
-_FIX = "delete it (it only holds cached features) or run without the cache (--no-cache)"
+_FIX = "delete it (it only holds cached features) or run without the cache (cache=None)"
 
 
 class CacheWarning(UserWarning):
@@ -464,14 +464,14 @@ class FeatureCache:
                 raise CacheError(
                     f"feature cache {str(self.path)!r} does not exist, and read-only use was "
                     "asked; run once without read-only to create it, or run without the cache "
-                    "(--no-cache)"
+                    "(cache=None)"
                 )
             self.read_only = read_only or not self._writable()
             self._conn = self._connect_checked()
         except OSError as exc:
             raise CacheError(
                 f"cannot use feature cache {str(self.path)!r}: {exc}; choose another cache path "
-                "or run without the cache (--no-cache)"
+                "or run without the cache (cache=None)"
             ) from exc
 
     # -- opening -----------------------------------------------------------------
@@ -483,7 +483,7 @@ class FeatureCache:
             if not path.is_file():
                 raise CacheError(
                     f"feature cache {str(path)!r} exists but is not a file; "
-                    "choose another cache path or run without the cache (--no-cache)"
+                    "choose another cache path or run without the cache (cache=None)"
                 )
             return os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK)
         try:
@@ -491,12 +491,12 @@ class FeatureCache:
         except OSError as exc:
             raise CacheError(
                 f"cannot create the folder of feature cache {str(path)!r}: {exc}; "
-                "choose a writable cache path or run without the cache (--no-cache)"
+                "choose a writable cache path or run without the cache (cache=None)"
             ) from exc
         if not os.access(path.parent, os.W_OK):
             raise CacheError(
                 f"cannot create feature cache {str(path)!r}: its folder is not writable; "
-                "choose a writable cache path or run without the cache (--no-cache)"
+                "choose a writable cache path or run without the cache (cache=None)"
             )
         return True
 
@@ -541,13 +541,13 @@ class FeatureCache:
             return CacheError(
                 f"feature cache {where!r} is locked by another process (waited "
                 f"{self.busy_timeout:g} s): {exc}; try again when the other run has finished, "
-                "or run without the cache (--no-cache)"
+                "or run without the cache (cache=None)"
             )
         if _is_corruption(exc):
             return CacheError(f"feature cache {where!r} is damaged: {exc}; {_FIX}")
         return CacheError(
             f"cannot use feature cache {where!r}: {exc}; choose another cache path or run "
-            "without the cache (--no-cache)"
+            "without the cache (cache=None)"
         )
 
     def _open_connection(self) -> sqlite3.Connection:
@@ -573,14 +573,14 @@ class FeatureCache:
                 if self.read_only:
                     raise CacheError(
                         f"feature cache {str(self.path)!r} is empty and cannot be written; "
-                        "choose a writable cache path or run without the cache (--no-cache)"
+                        "choose a writable cache path or run without the cache (cache=None)"
                     )
                 self._create(conn)
             elif application != APPLICATION_ID:
                 raise CacheError(
                     f"{str(self.path)!r} is an SQLite database of another program, not a "
                     "smartdownsample feature cache; it was left untouched; choose another "
-                    "cache path or run without the cache (--no-cache)"
+                    "cache path or run without the cache (cache=None)"
                 )
             self._validate(conn)
             if not self.read_only:
@@ -959,7 +959,7 @@ def open_cache(
         warnings.warn(
             f"feature cache {str(cache.path)!r} cannot be written here; it is used read-only "
             "(new features are not saved); make it writable, choose another cache path, "
-            "or run without the cache (--no-cache)",
+            "or run without the cache (cache=None)",
             CacheWarning,
             stacklevel=2,
         )

@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -47,7 +48,7 @@ from .outputs import (
     check_output_file,
     common_root,
 )
-from .report import summary_dict
+from .report import count_noun, shortfall, summary_dict
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -93,6 +94,38 @@ MAX_DEMO_WORKERS = 8
 """Processes drawing the demo images (capped by the number of cores)."""
 
 _IMAGE_TYPES = ", ".join(sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS))
+
+FLAG_WORDS: tuple[tuple[str, str], ...] = (
+    (r"\bimage_loading_errors='skip'", "--skip-unreadable"),
+    (r"\bcache=None\b", "--no-cache"),
+    (r"\bverify_cache=True\b", "--verify-cache"),
+    (r"\btarget_count=(\d+)", r"the target of \1"),
+    (r"\btarget_count\b", "the target"),
+    (r"\bimage_timeout\b", "--image-timeout"),
+    (r"\bn_workers\b", "--workers"),
+    (r"\brandom_seed\b", "--seed"),
+    (r"\bhash_size\b", "--hash-size"),
+    (r"\bbackend='dask'", "--backend dask"),
+    (r"the result's failures list them", "the summary and --report list them"),
+)
+"""The library speaks of its parameters; the command speaks of its flags."""
+
+_FLAG_PATTERNS = tuple((re.compile(pattern), flag) for pattern, flag in FLAG_WORDS)
+
+
+def in_flag_words(message: str) -> str:
+    """A library message with its parameter words said as this command's flags.
+
+    Examples
+    --------
+    >>> in_flag_words("pass image_loading_errors='skip' to skip unreadable files")
+    'pass --skip-unreadable to skip unreadable files'
+    >>> in_flag_words("kept 3 images, fewer than target_count=5")
+    'kept 3 images, fewer than the target of 5'
+    """
+    for pattern, flag in _FLAG_PATTERNS:
+        message = pattern.sub(flag, message)
+    return message
 
 
 class CommandError(SmartDownsampleError):
@@ -255,6 +288,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, backend: bool = True) -
         action="store_true",
         help="skip images that cannot be read and list them in the summary and report "
         "(default: stop at the first one)",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, writing nothing) when fewer images than the target can be kept "
+        "(default: keep what can be read, and warn)",
     )
     cache = group.add_mutually_exclusive_group()
     cache.add_argument(
@@ -525,7 +564,8 @@ class _LineFormatter(logging.Formatter):
         super().__init__("%(name)s: %(message)s" if debug else "%(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"smartdownsample: {record.levelname.lower()}: {super().format(record)}"
+        text = in_flag_words(super().format(record))
+        return f"smartdownsample: {record.levelname.lower()}: {text}"
 
 
 class _TqdmHandler(logging.StreamHandler[IO[str]]):
@@ -564,7 +604,7 @@ def _logging(args: argparse.Namespace) -> Iterator[None]:
         if args.quiet:
             return
         text = f"{category.__name__}: {message}" if args.debug else str(message)
-        print(f"smartdownsample: warning: {_one_line(text)}", file=sys.stderr)
+        print(f"smartdownsample: warning: {_one_line(in_flag_words(text))}", file=sys.stderr)
 
     warnings.showwarning = one_line_warning
     try:
@@ -958,6 +998,7 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
     target = resolve_target(len(listing.paths), args.target, args.fraction)
     with contextlib.ExitStack() as stack:
         result = _select(args, listing.paths, target, stack, [])
+    _check_strict(args, [("", result)])
     selected_at = time.perf_counter()
     root = common_root(listing.paths, listing.folders)
     with OutputTransaction() as tx:
@@ -996,12 +1037,29 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
     return EXIT_OK
 
 
+def _check_strict(args: argparse.Namespace, results: Sequence[tuple[str, SelectionResult]]) -> None:
+    """With ``--strict``, a selection short of its target fails the run before any output."""
+    if not args.strict:
+        return
+    short = [(name, result) for name, result in results if shortfall(result)]
+    if not short:
+        return
+    name, result = short[0]
+    where = f"class {name!r}: " if name else ""
+    raise CommandError(
+        f"{where}kept {result.n_selected:,} of the {result.target_count:,} images asked for; "
+        f"only {count_noun(result.n_readable, 'image')} could be read (--strict); nothing was "
+        "written; drop --strict to keep what can be read"
+    )
+
+
 def _final_line(result: SelectionResult, elapsed: float) -> str:
     failed = len(result.failures)
     total = len(result.paths)
     return (
-        f"done: kept {result.n_selected:,} of {total:,} images from {len(result.buckets)} "
-        f"buckets; {failed:,} unreadable{' (skipped)' if failed else ''}; {_seconds(elapsed)}"
+        f"done: kept {result.n_selected:,} of {count_noun(total, 'image')} from "
+        f"{count_noun(len(result.buckets), 'bucket')}; {failed:,} unreadable"
+        f"{' (skipped)' if failed else ''}; {_seconds(elapsed)}"
     )
 
 
@@ -1135,11 +1193,13 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
                 continue
             if show:
                 print(
-                    f"[{number}/{len(classes)}] {name}: {len(found):,} images -> {cap:,}",
+                    f"[{number}/{len(classes)}] {name}: "
+                    f"{count_noun(len(found), 'image')} -> {cap:,}",
                     file=sys.stderr,
                 )
             result = _select(args, found, cap, stack, holder)
             outcomes.append(_ClassOutcome(name, found, result.selected_paths, result))
+    _check_strict(args, [(o.name, o.result) for o in outcomes if o.result is not None])
     selected_at = time.perf_counter()
     selected = [path for outcome in outcomes for path in outcome.kept]
     with OutputTransaction() as tx:
@@ -1149,6 +1209,8 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
         for outcome in outcomes:
             if outcome.result is not None:
                 _save_charts(outputs, tx, outcome.result, outcome.name, written)
+        if not to_cut:
+            _no_charts(outputs, cap, written)
         if outputs.report:
             finished = time.perf_counter()
             report = {
@@ -1175,14 +1237,28 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
         print(_class_table(outcomes, cap), file=stream)
         failed = sum(len(o.result.failures) for o in outcomes if o.result)
         print(
-            f"done: kept {len(selected):,} of {len(all_paths):,} images in {len(outcomes)} "
-            f"classes; {failed:,} unreadable{' (skipped)' if failed else ''}; "
+            f"done: kept {len(selected):,} of {count_noun(len(all_paths), 'image')} in "
+            f"{count_noun(len(outcomes), 'class', 'classes')}; {failed:,} unreadable"
+            f"{' (skipped)' if failed else ''}; "
             f"{_seconds(time.perf_counter() - started)}",
             file=stream,
         )
         for line in written.lines:
             print(f"  {line}", file=stream)
     return EXIT_OK
+
+
+def _no_charts(outputs: _Outputs, cap: int, written: _Written) -> None:
+    """Say why ``--distribution``/``--thumbnails`` wrote nothing: no class was cut."""
+    charts = (("--distribution", outputs.distribution), ("--thumbnails", outputs.thumbnails))
+    for option, path in charts:
+        if path:
+            message = (
+                f"{option}: no chart written: no class has more than --max-per-class "
+                f"{cap:,} images, so none was downsampled (charts show downsampled classes)"
+            )
+            logger.warning("%s", message)
+            written.record.setdefault(option.lstrip("-"), [])
 
 
 def _class_table(outcomes: Sequence[_ClassOutcome], cap: int) -> str:
@@ -1250,7 +1326,7 @@ def _run_demo(args: argparse.Namespace, started: float) -> int:
     if reused and not args.quiet:
         print(
             f"reusing the demo data set in {os.path.join(args.dir, 'images')} "
-            f"({len(paths):,} images)",
+            f"({count_noun(len(paths), 'image')})",
             file=sys.stderr,
         )
     made = time.perf_counter()
@@ -1320,7 +1396,8 @@ def _run_demo(args: argparse.Namespace, started: float) -> int:
 
 
 def _error(message: str) -> None:
-    print(f"smartdownsample: error: {message}", file=sys.stderr)
+    if sys.stderr is not None:
+        print(f"smartdownsample: error: {in_flag_words(message)}", file=sys.stderr)
 
 
 def _exit_code(code: object) -> int:
@@ -1400,6 +1477,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if sys.stdout is None or sys.stderr is None:
+        # Started with a stream closed (`>&-`): Python has no stream object for it.
+        which = "standard output" if sys.stdout is None else "standard error"
+        _error(f"{which} is closed; run with it open, or sent to /dev/null (>/dev/null)")
+        return EXIT_FAILED
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)

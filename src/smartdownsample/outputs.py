@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import itertools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from ._exceptions import InvalidArgumentError, SmartDownsampleError
+from .report import count_noun
 
 __all__ = [
     "TEMP_PREFIX",
@@ -178,6 +180,29 @@ def _write_lines(handle: IO[Any], lines: Iterable[str]) -> int:
     return count
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (OWASP's list)."""
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell a spreadsheet shows as the text it is, never runs as a formula.
+
+    Text that starts like a formula gets a leading apostrophe, as
+    spreadsheet-safe CSV writers do (spreadsheets hide it and show the text);
+    numbers and other values are left as they are.
+
+    Examples
+    --------
+    >>> spreadsheet_safe("=HYPERLINK(1)"), spreadsheet_safe("-deer"), spreadsheet_safe(-3)
+    ("'=HYPERLINK(1)", "'-deer", -3)
+    >>> spreadsheet_safe("/photos/img.jpg")
+    '/photos/img.jpg'
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _write_rows(
     handle: IO[Any], rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str] | None
 ) -> int:
@@ -186,12 +211,9 @@ def _write_rows(
     names = list(fieldnames) if fieldnames is not None else list(first or ())
     writer = csv.DictWriter(handle, fieldnames=names, extrasaction="raise")
     writer.writeheader()
-    if first is None:
-        return 0
-    writer.writerow(first)
-    count = 1
-    for row in iterator:
-        writer.writerow(row)
+    count = 0
+    for row in itertools.chain(() if first is None else (first,), iterator):
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         count += 1
     return count
 
@@ -443,11 +465,11 @@ class TreeExport:
     def describe(self) -> str:
         """One line for the final summary."""
         if self.mode == "copy":
-            return f"copied {self.n_copied:,} images to {self.dest}"
+            return f"copied {count_noun(self.n_copied, 'image')} to {self.dest}"
         parts = [f"{self.n_hardlinks:,} hard links", f"{self.n_symlinks:,} symbolic links"]
         if self.n_present:
             parts.append(f"{self.n_present:,} already there")
-        return f"linked {self.n_files:,} images into {self.dest} ({', '.join(parts)})"
+        return f"linked {count_noun(self.n_files, 'image')} into {self.dest} ({', '.join(parts)})"
 
     def undo(self) -> None:
         """Remove the files and (now empty) folders this export created."""

@@ -12,10 +12,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .result import SelectionResult
 
-__all__ = ["format_summary", "summary_dict"]
+__all__ = ["count_noun", "format_summary", "shortfall", "summary_dict"]
 
 MAX_FAILURES_LISTED = 10
 """Failures named in the text summary; the rest are counted (all are in the result)."""
+
+
+def count_noun(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and the noun, singular for one: ``1 image``, ``1,200 images``.
+
+    Examples
+    --------
+    >>> count_noun(1, "image"), count_noun(0, "image"), count_noun(2, "class", "classes")
+    ('1 image', '0 images', '2 classes')
+    """
+    word = noun if count == 1 else (plural or f"{noun}s")
+    return f"{count:,} {word}"
+
+
+def shortfall(result: SelectionResult) -> int:
+    """How many fewer images were kept than asked for (0 when the target was met)."""
+    return max(0, result.target_count - result.n_selected)
 
 
 def _stride_text(size: int, kept: int) -> str:
@@ -37,8 +54,8 @@ def format_summary(result: SelectionResult) -> str:
     kept = result.n_selected
     share = 100.0 * kept / total if total else 0.0
     lines = [
-        f"smartdownsample: kept {kept:,} of {total:,} images ({share:.1f}%) "
-        f"from {len(result.buckets)} buckets, strategy '{result.strategy}'",
+        f"smartdownsample: kept {kept:,} of {count_noun(total, 'image')} ({share:.1f}%) "
+        f"from {count_noun(len(result.buckets), 'bucket')}, strategy '{result.strategy}'",
     ]
     header = f"{'#':>4}  {'bucket':<28} {'size':>9} {'kept':>8} {'rate':>7} {'stride':>9}"
     header += f" {'bursts kept':>14}"
@@ -57,6 +74,11 @@ def format_summary(result: SelectionResult) -> str:
         f"bursts: {n_bursts:,} found, {covered:,} covered ({burst_share:.1f}%); "
         f"features from cache: {result.n_cached:,}"
     )
+    if shortfall(result):
+        lines.append(
+            f"short of the target: kept {kept:,} of the {result.target_count:,} asked for; "
+            f"only {count_noun(total, 'image')} could be read"
+        )
     if result.failures:
         lines.append(f"unreadable images skipped: {len(result.failures):,}")
         for failure in result.failures[:MAX_FAILURES_LISTED]:
@@ -74,6 +96,7 @@ def summary_dict(result: SelectionResult) -> dict[str, Any]:
         "n_distinct": len(result.paths),
         "n_readable": result.n_readable,
         "n_selected": result.n_selected,
+        "n_short": shortfall(result),
         "n_failed": len(result.failures),
         "n_cached": result.n_cached,
         "n_buckets": len(result.buckets),

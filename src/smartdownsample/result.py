@@ -294,7 +294,7 @@ class SelectionResult:
                 "bucket": bucket if ok else "",
                 "bucket_label": bucket_label(bucket) if ok else "",
                 "burst": int(self.burst_ids[position]) if ok else "",
-                "dhash": f"{int(self.features['dhash'][position]):016x}" if ok else "",
+                "dhash": f"0x{int(self.features['dhash'][position]):016x}" if ok else "",
                 "mean_r": round(float(means[position, 0]), 2) if ok else "",
                 "mean_g": round(float(means[position, 1]), 2) if ok else "",
                 "mean_b": round(float(means[position, 2]), 2) if ok else "",
