@@ -235,7 +235,7 @@ def test_balance_charts_when_no_class_is_cut_says_so(
     write_images(root / "deer", 3)
     write_images(root / "owl", 2)
     chart = tmp_path / "dist.png"
-    code, out, err = run(
+    code, _, err = run(
         capsys, "balance", root, "--max-per-class", 10, "--distribution", chart, *FAST
     )
     assert code == 0
