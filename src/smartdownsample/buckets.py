@@ -21,6 +21,7 @@ __all__ = [
     "MAX_BUCKETS",
     "bucket_ids",
     "bucket_label",
+    "bucket_name",
     "decode_bucket",
     "key_distance",
 ]
@@ -105,6 +106,46 @@ def bucket_label(bucket: int) -> str:
     parts.append(f"s{fields['structure']}")
     parts.append(f"p{fields['pattern']}")
     return " ".join(parts)
+
+
+STRUCTURE_WORDS = (
+    "plain centre",
+    "edge below centre",
+    "edge above centre",
+    "edges through centre",
+)
+"""The structure bits in words: at the two centre cells of the dHash grid, is
+there an edge (the left side brighter than the right), as an animal's outline
+makes? Index = the 2-bit structure value (upper bit, lower bit)."""
+
+THEME_WORDS = ("neutral tones", "red-brown", "green", "blue")
+"""The colour theme in words: the dominant channel of a colour image (red
+for soil, bark and fur; green for vegetation; blue for sky, snow, water)."""
+
+
+def bucket_name(bucket: int) -> str:
+    """Every field of a bucket id in words a camera-trap user reads at a glance.
+
+    Unique per bucket id (colour images name their theme, grey ones cannot
+    have one), e.g. ``"night IR (grey), dark, plain centre, dark top-left"``.
+
+    Examples
+    --------
+    >>> bucket_name(0)
+    'night IR (grey), bright, plain centre, dark top-left'
+    >>> bucket_name(0b1111110)
+    'day colour, dark, green, edges through centre, bright top-left'
+    """
+    fields = decode_bucket(bucket)
+    parts = ["day colour" if fields["colour"] else "night IR (grey)"]
+    parts.append("dark" if fields["dark"] else "bright")
+    if fields["colour"]:
+        parts.append(THEME_WORDS[fields["theme"]])
+    elif fields["theme"]:
+        parts.append(f"theme {fields['theme']}")  # never made by bucket_ids; still unique
+    parts.append(STRUCTURE_WORDS[fields["structure"]])
+    parts.append("bright top-left" if fields["pattern"] else "dark top-left")
+    return ", ".join(parts)
 
 
 def key_distance(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:

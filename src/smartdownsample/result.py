@@ -267,6 +267,12 @@ class SelectionResult:
 
         return save_thumbnails(self, path)
 
+    def save_html(self, path: str | os.PathLike[str]) -> str:
+        """Save a browsable, self-contained HTML report (see :mod:`.htmlreport`)."""
+        from .htmlreport import save_html
+
+        return save_html(path, self)
+
     def show_distribution(self) -> None:
         """Show the bar chart in a window or notebook (needs a display backend)."""
         from .plotting import show_distribution

@@ -1,0 +1,185 @@
+"""The HTML report, opened in a real browser (headless Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from images import solid, write_corrupt, write_jpeg
+from smartdownsample import SelectionResult, downsample
+from smartdownsample.buckets import bucket_name, decode_bucket
+from smartdownsample.htmlreport import ClassSection, html_report, save_html
+from smartdownsample.synthetic import make_dataset
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install pytest-playwright)"
+)
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""As root in a container Chromium needs --no-sandbox; the network flags stop
+background connections that this closed network would refuse."""
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright launches the system Chromium (no browser download)."""
+    executable = next(filter(None, map(shutil.which, CHROMIUM_CANDIDATES)), None)
+    if executable is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": executable, "args": BROWSER_ARGS}
+
+
+@pytest.fixture(scope="module")
+def selection(tmp_path_factory: pytest.TempPathFactory) -> tuple[SelectionResult, list[Path]]:
+    root = tmp_path_factory.mktemp("html")
+    data = make_dataset(root / "camera", 160, seed=5)
+    broken = [root / "camera" / "broken one.jpg", root / "camera" / "broken<two>.jpg"]
+    for i, path in enumerate(broken):
+        write_corrupt(path, seed=i)
+    paths = [*data.paths, *map(str, broken)]
+    result = downsample(paths, 20, show_progress=False, image_loading_errors="skip")
+    return result, broken
+
+
+def _open(page: Any, path: Path) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return errors
+
+
+def _not_blank(png: Path) -> None:
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=np.float64)
+    assert pixels.std() > 10, "the screenshot is blank"
+
+
+def test_report_in_a_browser(
+    page: Any, selection: tuple[SelectionResult, list[Path]], tmp_path: Path
+) -> None:
+    result, broken = selection
+    report = tmp_path / "report.html"
+    result.save_html(report)
+    errors = _open(page, report)
+    assert errors == []
+    images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert len(images) > len(result.buckets) and min(images) > 0
+    sections = page.evaluate(
+        "Array.from(document.querySelectorAll('section.bucket')).map(s => "
+        "[+s.dataset.key, +s.dataset.size, +s.dataset.kept, s.querySelector('h3').textContent])"
+    )
+    assert [(k, size, kept) for k, size, kept, _ in sections] == [
+        (b.key, b.size, b.kept) for b in result.buckets
+    ]
+    for key, _, _, heading in sections:
+        assert bucket_name(key) in heading and f"bucket id {key}" in heading
+    kept_marked = page.evaluate("document.querySelectorAll('figure.t.kept').length")
+    assert kept_marked == result.n_selected  # every kept image of 20 is shown, marked
+    inputs = {os.path.realpath(p) for p in result.paths}
+    hrefs = page.evaluate(
+        "Array.from(document.querySelectorAll('figure.t a')).map(a => a.getAttribute('href'))"
+    )
+    for href in hrefs:
+        target = unquote(urlparse(href).path)
+        assert os.path.isfile(target) and os.path.realpath(target) in inputs
+    failures = page.inner_text("#failures")
+    for path in broken:
+        assert str(path) in failures
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    _not_blank(shot)
+
+
+def test_bursts_are_grouped_with_the_kept_frame_marked(
+    page: Any, selection: tuple[SelectionResult, list[Path]], tmp_path: Path
+) -> None:
+    result, _ = selection
+    report = tmp_path / "report.html"
+    result.save_html(report)
+    assert _open(page, report) == []
+    units = page.evaluate(
+        "Array.from(document.querySelectorAll('.kept-strip .unit')).map(u => "
+        "Array.from(u.querySelectorAll('figure')).map(f => "
+        "[f.querySelector('a').title, f.classList.contains('kept')]))"
+    )
+    by_path = {path: i for i, path in enumerate(result.paths)}
+    for unit in units:
+        bursts = {int(result.burst_ids[by_path[path]]) for path, _ in unit}
+        assert len(bursts) == 1, "frames of one group come from one burst"
+        assert any(kept for _, kept in unit), "a kept group shows its kept frame"
+
+
+def test_hostile_names_are_text_not_markup(page: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = ["<img src=x onerror=alert(1)>.jpg", "a&b \"quoted\" 'single'.jpg", "caf\u00e9 #1.jpg"]
+    for i, name in enumerate(names):
+        write_jpeg(folder / name, solid((40 * i, 120, 200 - 40 * i)))
+    result = downsample([str(folder / n) for n in names], 2, show_progress=False)
+    report = tmp_path / "odd.html"
+    result.save_html(report)
+    assert _open(page, report) == []
+    captions = page.evaluate(
+        "Array.from(document.querySelectorAll('figcaption')).map(c => c.textContent)"
+    )
+    assert sorted(captions) == sorted(names)
+    assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
+
+
+def test_balance_report_has_a_section_per_class(page: Any, tmp_path: Path) -> None:
+    deer = make_dataset(tmp_path / "deer", 60, seed=1).paths
+    owl = make_dataset(tmp_path / "owl", 8, seed=2).paths
+    cut = downsample(deer, 10, show_progress=False)
+    report = tmp_path / "balance.html"
+    save_html(
+        report,
+        classes=[ClassSection("deer", deer, cut), ClassSection("owl", owl, None)],
+        run={"command": "balance", "max per class": 10},
+    )
+    assert _open(page, report) == []
+    classes = page.evaluate(
+        "Array.from(document.querySelectorAll('section.class')).map(s => "
+        "[s.dataset.class, s.querySelectorAll('section.bucket').length])"
+    )
+    assert classes == [["deer", len(cut.buckets)], ["owl", 0]]
+    assert "kept whole" in page.inner_text("section.class[data-class=owl]")
+
+
+# ---------------------------------------------------------------- without a browser
+
+
+def test_bucket_names_are_unique_and_say_every_field() -> None:
+    made = [b for b in range(128) if decode_bucket(b)["colour"] or not decode_bucket(b)["theme"]]
+    names = [bucket_name(b) for b in range(128)]
+    assert len(set(names)) == 128
+    for bucket in made:
+        name, fields = bucket_name(bucket), decode_bucket(bucket)
+        assert ("night IR" in name) != bool(fields["colour"])
+        assert ("dark," in name) == bool(fields["dark"])
+        assert "top-left" in name and "centre" in name
+        assert not re.search(r"\bs\d\b|\bp\d\b", name), "no codes in a readable name"
+
+
+def test_report_size_is_bounded(selection: tuple[SelectionResult, list[Path]]) -> None:
+    result, _ = selection
+    text = html_report(result)
+    assert text.count("<img ") <= 3000
+    assert len(text.encode()) < 20 * 1024 * 1024
+    assert "http://" not in text and "https://" not in text and "<script" not in text
