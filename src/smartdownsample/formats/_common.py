@@ -198,15 +198,23 @@ def check_box(
             field=field,
             fix="fix the box or the image's width and height",
         )
-    left, top = max(nx, 0.0), max(ny, 0.0)
-    right, bottom = min(nx + nw, 1.0), min(ny + nh, 1.0)
-    if right <= left or bottom <= top:
+    left, top = _clamp(nx, nw), _clamp(ny, nh)
+    if left[1] <= 0 or top[1] <= 0:
         raise ItemError(
             f"box {list(values)!r} lies outside the frame",
             field=field,
             fix="fix the box",
         )
-    return left, top, right - left, bottom - top
+    return left[0], top[0], left[1], top[1]
+
+
+def _clamp(start: float, size: float) -> tuple[float, float]:
+    """Start and size of a 1-D interval clamped to 0..1 (untouched when inside, to keep
+    the file's values exact)."""
+    if start >= 0 and start + size <= 1:
+        return start, size
+    low = max(start, 0.0)
+    return low, min(start + size, 1.0) - low
 
 
 def parse_datetime(value: object) -> float:

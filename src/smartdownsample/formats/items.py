@@ -197,6 +197,10 @@ class ItemTable:
         []
         """
         index = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= len(self)):
+            raise InvalidArgumentError(
+                f"indices must be from 0 to {len(self) - 1}, got {index.min()}..{index.max()}"
+            )
         rows = index.tolist()
         return ItemTable(
             frame=[self.frame[i] for i in rows],
