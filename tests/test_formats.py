@@ -220,6 +220,19 @@ def test_megadetector_backslash_names(data: CameraTrapSet, tmp_path: Path) -> No
     assert rows(table) == expected_md(data)
 
 
+def test_megadetector_rounding_outside_the_frame_is_clamped_not_refused(tmp_path: Path) -> None:
+    # MegaDetector rounds to 4 decimals: x + w may exceed 1 by about 1e-4
+    document = md_document({**MD_GOOD, "bbox": [0.9, 0.1, 0.10005, 0.2]})
+    table = read_megadetector(write(tmp_path / "md.json", document))
+    assert table.box[0].tolist() == pytest.approx([0.9, 0.1, 0.1, 0.2])
+    assert table.box.max() <= 1 and (table.box[:, 0] + table.box[:, 2]).max() <= 1
+
+
+def test_megadetector_reading_never_opens_frames(tmp_path: Path) -> None:
+    table = read_megadetector(write(tmp_path / "md.json", md_document(MD_GOOD)))
+    assert len(table) == 2 and not os.path.exists(table.frame[0])
+
+
 # ---------------------------------------------------------------- COCO Camera Traps
 
 
@@ -264,6 +277,12 @@ def test_coco_uses_the_json_size_without_opening_the_frame(tmp_path: Path) -> No
     table = read_coco(write(tmp_path / "c.json", document))
     assert table.box.tolist() == [[0.1, 0.1, 0.25, 0.4]]
     assert table.confidence.tolist() == [0.7]
+
+
+def test_coco_box_half_a_pixel_outside_is_clamped(tmp_path: Path) -> None:
+    document = coco_document({"image_id": 1, "category_id": 1, "bbox": [600.5, 10, 40, 20]})
+    table = read_coco(write(tmp_path / "c.json", document))
+    assert table.box[0].tolist() == pytest.approx([600.5 / 640, 10 / 480, 39.5 / 640, 20 / 480])
 
 
 # ---------------------------------------------------------------- recognition by content
@@ -333,6 +352,20 @@ def test_sequences_without_time_are_frames(data: CameraTrapSet) -> None:
     assert two  # frames with two animals: both boxes in the frame's one sequence
     rows_of = [i for i, frame in enumerate(table.frame) if frame == str(two[0].path)]
     assert len(rows_of) >= 2 and len(set(ids[rows_of].tolist())) == 1
+
+
+def test_sequence_gap_is_inclusive_as_in_megadetector() -> None:
+    """Frames exactly ``gap`` apart chain (MegaDetector starts a new sequence only
+    when the difference is larger); the chain follows consecutive frames."""
+    times = [0.0, 60.0, 120.0, 180.5, 1000.0]
+    table = ItemTable.from_rows(
+        [
+            (f"/c/{i}.jpg", None, None, "animal", "deer", None, "cam", t, (i, 0))
+            for i, t in enumerate(times)
+        ]
+    )
+    assert sequence_ids(table).tolist() == [0, 0, 0, 1, 2]
+    assert sequence_ids(table, gap=120.5).tolist() == [0, 0, 0, 0, 1]
 
 
 def test_sequence_ids_are_numbered_by_first_appearance(data: CameraTrapSet) -> None:
