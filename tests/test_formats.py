@@ -40,6 +40,7 @@ from smartdownsample.formats import (
     write_detections,
     write_megadetector,
 )
+from unprivileged import run_python_unprivileged
 
 ALL_MD = {"min_conf": 0.0, "categories": ("animal", "person")}
 
@@ -679,6 +680,57 @@ def test_crop_of_a_missing_or_broken_frame(tmp_path: Path) -> None:
         message = str(caught.value)
         assert "\n" not in message and "'md.json'" in message and "'cam1/x.jpg'" in message
         assert str(frame) in message
+
+
+def test_one_bad_image_entry_does_not_hide_the_format(tmp_path: Path) -> None:
+    md = md_document(MD_GOOD)
+    md["images"].insert(0, {"path": "x.jpg", "detections": []})
+    coco = coco_document({"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]})
+    coco["images"].insert(0, {"id": 2, "name": "x.jpg"})
+    for name, document, field in (("md.json", md, "file"), ("c.json", coco, "file_name")):
+        path = write(tmp_path / name, document)
+        with pytest.raises(DetectionFileError, match=rf"'images\[0\]', field '{field}'"):
+            read_detections(path)
+        assert len(read_detections(path, on_error="skip").problems) == 1
+
+
+def test_unparseable_datetime_is_an_unknown_time(tmp_path: Path) -> None:
+    image = {"id": 1, "file_name": "a.jpg", "width": 640, "height": 480, "datetime": "unknown"}
+    document = coco_document({"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}, image)
+    table = read_coco(write(tmp_path / "c.json", document))
+    assert np.isnan(table.time).all()
+
+
+def test_permission_denied_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "cam1").mkdir()
+    frame = tmp_path / "cam1" / "a.jpg"
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(frame)
+    document = coco_document(
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+        {"id": 1, "file_name": "cam1/a.jpg"},  # no size: the frame must be opened
+    )
+    coco = write(tmp_path / "c.json", document)
+    locked = write(tmp_path / "locked.json", document)
+    frame.chmod(0)
+    locked.chmod(0)
+    code = (
+        "import sys\n"
+        "from smartdownsample.formats import DetectionFileError, crop_item, read_coco\n"
+        "calls = [lambda: read_coco(sys.argv[1]), lambda: read_coco(sys.argv[2]),\n"
+        "         lambda: crop_item(sys.argv[3], [0, 0, 0.5, 0.5], source='c.json')]\n"
+        "for call in calls:\n"
+        "    try:\n"
+        "        call()\n"
+        "    except DetectionFileError as exc:\n"
+        "        print(exc)\n"
+    )
+    result = run_python_unprivileged(code, str(coco), str(locked), str(frame))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3, result.stdout
+    assert "'cam1/a.jpg', field 'file_name'" in lines[0] and "ermission denied" in lines[0]
+    assert str(locked) in lines[1] and "ermission denied" in lines[1]
+    assert "'c.json'" in lines[2] and "ermission denied" in lines[2]
 
 
 def test_bad_parameters_are_refused(data: CameraTrapSet) -> None:

@@ -34,6 +34,7 @@ oriented frame. Sizes written in the JSON are trusted as they are.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -108,7 +109,7 @@ def is_coco(document: Any) -> bool:
     if not isinstance(document.get("categories"), list):
         return False
     images = [entry for entry in document["images"] if isinstance(entry, dict)]
-    return all("file_name" in entry for entry in images)
+    return not images or any("file_name" in entry for entry in images)
 
 
 def frame_size(frame: str) -> tuple[int, int]:
@@ -191,6 +192,7 @@ class _Reader:
         self.image_index: dict[Any, int] = {}
         self.boxed: dict[int, list[int]] = {}
         self.boxless: dict[int, list[int]] = {}
+        self.bad_times = 0
 
     def image_name(self, index: int) -> str:
         entry = self.images[index]
@@ -249,10 +251,13 @@ class _Reader:
             (self.boxed if has_box else self.boxless).setdefault(index, []).append(a)
 
     def metadata(self, entry: dict[str, Any]) -> tuple[str | None, str | None, float]:
+        moment = parse_datetime(entry.get("datetime"))
+        if entry.get("datetime") is not None and math.isnan(moment):
+            self.bad_times += 1
         return (
             text(entry.get("seq_id"), "seq_id"),
             text(entry.get("location"), "location"),
-            parse_datetime(entry.get("datetime")),
+            moment,
         )
 
     def image_rows(self, index: int) -> list[Any]:
@@ -290,6 +295,13 @@ class _Reader:
                 rows.extend(self.image_rows(index))
             except ItemError as exc:
                 self.collector.handle(self.image_name(index), exc)
+        if self.bad_times:
+            logger.warning(
+                "%s: %d images have a datetime that is not a date and time; "
+                "their capture times are taken as unknown",
+                self.path,
+                self.bad_times,
+            )
         return ItemTable.from_rows(rows, self.collector.problems)
 
 

@@ -87,6 +87,9 @@ Row = tuple[
 def is_megadetector(document: Any) -> bool:
     """True if ``document`` looks like MegaDetector output: ``images`` of ``file`` + ``detections``.
 
+    One image entry that lacks them does not change the verdict: the reader
+    reports it as a bad image.
+
     >>> is_megadetector({"images": [{"file": "a.jpg", "detections": []}]})
     True
     >>> is_megadetector({"images": [{"file_name": "a.jpg"}], "annotations": []})
@@ -97,7 +100,7 @@ def is_megadetector(document: Any) -> bool:
     images = [entry for entry in document["images"] if isinstance(entry, dict)]
     if not images:
         return "detection_categories" in document and "annotations" not in document
-    return all("file" in entry for entry in images) and any(
+    return any("file" in entry for entry in images) and any(
         "detections" in entry or "failure" in entry for entry in images
     )
 
