@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import dataclasses
 import doctest
 import json
 import math
@@ -40,6 +41,7 @@ from smartdownsample.formats import (
     write_detections,
     write_megadetector,
 )
+from smartdownsample.loading import decode_file
 from unprivileged import run_python_unprivileged
 
 ALL_MD = {"min_conf": 0.0, "categories": ("animal", "person")}
@@ -353,6 +355,22 @@ def test_sequences_without_time_are_frames(data: CameraTrapSet) -> None:
     assert two  # frames with two animals: both boxes in the frame's one sequence
     rows_of = [i for i, frame in enumerate(table.frame) if frame == str(two[0].path)]
     assert len(rows_of) >= 2 and len(set(ids[rows_of].tolist())) == 1
+
+
+def test_sequences_from_exif_times_and_folders(data: CameraTrapSet) -> None:
+    """MegaDetector files carry no times: the frames' EXIF capture times (as the
+    loader reads them) and camera folders give the true sequences."""
+    table = read_megadetector(data.megadetector, **ALL_MD)  # type: ignore[arg-type]
+    frames, row_frame = table.frames()
+    times = np.array([decode_file(frame, 8).capture_time for frame in frames])
+    timed = dataclasses.replace(table, time=times[row_frame])
+    truth = [data.frames[i].sequence for i in _frame_positions(data, timed)]
+    assert partition(sequence_ids(timed).tolist()) == partition(truth)
+
+
+def _frame_positions(data: CameraTrapSet, table: ItemTable) -> list[int]:
+    position = {str(frame.path): i for i, frame in enumerate(data.frames)}
+    return [position[frame] for frame in table.frame]
 
 
 def test_sequence_gap_is_inclusive_as_in_megadetector() -> None:

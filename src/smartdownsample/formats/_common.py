@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -272,10 +272,6 @@ def kept_by_image(pairs: NDArray[np.int64], n_images: int) -> dict[int, set[int]
             )
         result.setdefault(image, set()).add(item)
     return result
-
-
-def entries(document: dict[str, Any], key: str) -> Iterator[tuple[int, Any]]:
-    return enumerate(document.get(key) or [])
 
 
 def expect_list(path: str, document: dict[str, Any], key: str, fix: str) -> list[Any]:
