@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CacheError",
+    "DetectionFileError",
     "ImageLoadError",
     "InvalidArgumentError",
     "MissingExtraError",
@@ -59,3 +60,51 @@ class MissingExtraError(SmartDownsampleError, ImportError):
 
 class CacheError(SmartDownsampleError):
     """The feature cache could not be used (reported as a warning, never fatal)."""
+
+
+class DetectionFileError(SmartDownsampleError):
+    """A detector-output or annotation file (MegaDetector, COCO Camera Traps) cannot be used.
+
+    The message is one line naming the file, the image entry and the field,
+    and how to fix it.
+
+    Attributes
+    ----------
+    path : str
+        The JSON file (or the frame, for errors cutting a crop).
+    image : str or None
+        The image entry as the file names it (``file`` or ``file_name``).
+    field : str or None
+        The offending field, e.g. ``"detections[2].conf"``.
+    reason : str
+        What is wrong.
+
+    Examples
+    --------
+    >>> print(DetectionFileError("md.json", "missing", image="a.jpg", field="detections[0].conf",
+    ...                          fix="give it a confidence"))
+    'md.json': image 'a.jpg', field 'detections[0].conf': missing (give it a confidence)
+    """
+
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        *,
+        image: str | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.path = path
+        self.image = image
+        self.field = field
+        self.reason = reason
+        where = []
+        if image is not None:
+            where.append(f"image {image!r}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        message = f"{path!r}: " + (", ".join(where) + ": " if where else "") + reason
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message.replace("\n", " ").replace("\r", " "))
