@@ -964,6 +964,31 @@ def _write_name(stream: IO[str], path: str) -> None:
         buffer.flush()
 
 
+STREAM_ERRORS = (("stdout", "surrogateescape"), ("stderr", "backslashreplace"))
+"""How stdout and stderr write file names that are not UTF-8: paths on stdout as
+their original bytes (for xargs and shells), messages on stderr escaped."""
+
+
+@contextlib.contextmanager
+def _name_safe_streams() -> Iterator[None]:
+    """Let stdout and stderr write any file name for the run, then restore them."""
+    restore: list[tuple[Any, str]] = []
+    for name, errors in STREAM_ERRORS:
+        stream: Any = getattr(sys, name, None)
+        previous = getattr(stream, "errors", None)
+        if previous != "strict" or not hasattr(stream, "reconfigure"):
+            continue
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            stream.reconfigure(errors=errors)
+            restore.append((stream, previous))
+    try:
+        yield
+    finally:
+        for stream, previous in restore:
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors=previous)
+
+
 def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -1567,7 +1592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = arguments
     started = time.perf_counter()
     handler: Callable[[argparse.Namespace, float], int] = args.handler
-    with _logging(args):
+    with _name_safe_streams(), _logging(args):
         return _handle_errors(args, lambda: handler(args, started))
 
 
