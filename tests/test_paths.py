@@ -154,6 +154,31 @@ def test_balance_stops_at_an_unlistable_folder_in_a_class(tmp_path: Path) -> Non
     assert "1 folder could not be listed (skipped)" in skipped.stderr + skipped.stdout
 
 
+def test_balance_skips_an_unlistable_class_folder_only_when_told(tmp_path: Path) -> None:
+    root = tmp_path / "crops"
+    for index in range(3):
+        _image(root / "deer" / f"IMG_{index}.jpg", index)
+        _image(root / "owl" / f"IMG_{index}.jpg", index)
+    locked = root / "owl"
+    locked.chmod(0)
+    report = tmp_path / "b.json"
+    try:
+        stopped = cli_unprivileged(
+            "balance", str(root), "--max-per-class", "2", "--no-cache", "--no-progress"
+        )
+        skipped = cli_unprivileged(
+            "balance", str(root), "--max-per-class", "2", "--no-cache", "--skip-unreadable",
+            "--report", str(report),
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    assert stopped.returncode == 1 and str(locked) in stopped.stderr
+    assert len(stopped.stderr.strip().splitlines()) == 1, stopped.stderr
+    assert skipped.returncode == 0, skipped.stderr
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["n_failed"] == 1 and data["folders_not_listed"][0]["path"] == str(locked)
+
+
 # ---------------------------------------------------------------- item 6: one file, many paths
 
 
@@ -415,6 +440,24 @@ def test_character_devices_and_own_stdout_are_outputs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.decode().splitlines()) <= set(paths)
     assert len(done.stdout.decode().splitlines()) == 2
+
+
+def test_out_dev_stdout_into_a_redirected_file(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    paths = [_image(photos / f"IMG_{n}.jpg", n) for n in range(3)]
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "c")}
+    redirected = tmp_path / "stdout.txt"
+    with open(redirected, "wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "smartdownsample", "select", str(photos), "--target", "2",
+             *FAST, "--out", "/dev/stdout"],
+            stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = redirected.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and set(lines) <= set(paths)  # the summary went to stderr
+    assert b"done: kept 2 of 3" in done.stderr
+    assert os.path.islink("/dev/stdout") or not os.path.isfile("/dev/stdout")
 
 
 # ---------------------------------------------------------------- item 19: DataFrame, Dask

@@ -660,7 +660,7 @@ class _Outputs:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Outputs:
-        out = args.out
+        out = "-" if _is_own_stdout(args.out) else args.out
         to_stdout = out == "-" or (
             out is None and not (args.copy_to or args.link_to or args.manifest)
         )
@@ -736,6 +736,16 @@ class _Outputs:
                 check_output_file(
                     chart, option=option, image_paths=image_paths, overwrite=self.overwrite
                 )
+
+
+def _is_own_stdout(path: str | None) -> bool:
+    """True if ``path`` (``/dev/stdout``, ``/proc/self/fd/1``) is this process's stdout."""
+    if not path or path == "-":
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _chart_path(path: str, name: str) -> str:

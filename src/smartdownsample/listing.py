@@ -176,7 +176,7 @@ def find_images(
 
     Hidden folders and files are skipped. Symbolic links to folders are
     followed, but a folder already searched (a symlink loop, or a second
-    link to the same folder) is skipped with a warning. A sub-folder that
+    link to the same folder) is skipped with a warning. A folder that
     cannot be listed stops the search with :class:`ListingError`, unless
     ``on_error`` is given: it is called with the folder and the error, and
     the folder is skipped.
@@ -205,9 +205,7 @@ def find_images(
     InvalidArgumentError
         If ``folder`` is not a folder.
     ListingError
-        If a sub-folder cannot be listed and ``on_error`` is None.
-    OSError
-        If ``folder`` itself cannot be read.
+        If ``folder`` or a sub-folder cannot be listed and ``on_error`` is None.
 
     Examples
     --------
@@ -224,9 +222,14 @@ def find_images(
         raise InvalidArgumentError(f"{top!r} is not a folder")
     failed = _refuse_folder if on_error is None else on_error
     visited: dict[tuple[int, int], str] = dict(exclude or {})
-    visited[_folder_key(top)] = top
+    try:
+        visited[_folder_key(top)] = top
+        entries = _sorted_entries(top)
+    except OSError as exc:
+        failed(top, exc)
+        return []
     found: list[str] = []
-    stack: list[Iterator[os.DirEntry[str]]] = [iter(_sorted_entries(top))]
+    stack: list[Iterator[os.DirEntry[str]]] = [iter(entries)]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:

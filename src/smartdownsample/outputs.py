@@ -137,23 +137,41 @@ def _set_mode(path: str) -> None:
         logger.debug("kept the mode of %s: %s", path, exc.strerror or exc)
 
 
+def _own_stream_fd(info: os.stat_result) -> int | None:
+    """The descriptor of this process's stdout or stderr if ``info`` is that file."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            if os.path.samestat(info, os.fstat(fd)):
+                return fd
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 def _writes_in_place(path: str) -> bool:
     """True for outputs written directly: a character device (``/dev/null``, a terminal)
-    or this process's own standard output (``/dev/stdout`` on a pipe); renaming a
-    file over them would replace the device or link itself."""
+    or this process's own standard output or error (``/dev/stdout``); renaming a file
+    over them would replace the device, or the ``/dev/stdout`` link, itself."""
     try:
         info = os.stat(path)
     except (OSError, ValueError):
         return False
-    if stat.S_ISCHR(info.st_mode):
-        return True
+    if stat.S_ISDIR(info.st_mode):
+        return False
+    return stat.S_ISCHR(info.st_mode) or _own_stream_fd(info) is not None
+
+
+def _open_in_place(path: str, mode: str, **options: Any) -> IO[Any]:
+    """Open a device, or a duplicate of our own stdout / stderr (sharing its offset,
+    so nothing printed before or after is overwritten)."""
+    fd = _own_stream_fd(os.stat(path))
+    if fd is None:
+        return open(path, mode, **options)
     for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None and os.path.samestat(info, os.fstat(stream.fileno())):
-                return not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode)
-        except (OSError, ValueError, AttributeError):
-            continue
-    return False
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    return os.fdopen(os.dup(fd), mode, **options)
 
 
 @contextlib.contextmanager
@@ -162,10 +180,11 @@ def _in_place(
 ) -> Iterator[IO[Any]]:
     try:
         if binary:
-            with open(path, "wb") as handle:
+            with _open_in_place(path, "wb") as handle:
                 yield handle
         else:
-            with open(path, "w", encoding="utf-8", errors=errors, newline=newline) as handle:
+            options = {"encoding": "utf-8", "errors": errors, "newline": newline}
+            with _open_in_place(path, "w", **options) as handle:
                 yield handle
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {_explain(exc)}") from exc
