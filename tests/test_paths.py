@@ -25,8 +25,12 @@ from smartdownsample import InvalidArgumentError, downsample
 from smartdownsample._paths import absolute_path
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.listing import ListingError, find_images, list_sources, read_list_file
+from smartdownsample.outputs import OutputError, write_path_list
 from unprivileged import cli_unprivileged, run_python_unprivileged
 
+POSIX_ONLY = pytest.mark.skipif(
+    os.name == "nt", reason="POSIX file system: symbolic links, FIFOs, /dev, chmod"
+)
 FAST = ["--no-progress", "--workers", "1"]
 QUIET: dict[str, Any] = {"show_progress": False, "n_workers": 1}
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (220, 220, 30), (30, 30, 30)]
@@ -79,6 +83,7 @@ def _tree_with_locked_folder(tmp_path: Path) -> tuple[Path, Path]:
     return root, locked
 
 
+@POSIX_ONLY
 def test_unlistable_folder_stops_the_run_naming_it(tmp_path: Path) -> None:
     root, locked = _tree_with_locked_folder(tmp_path)
     try:
@@ -92,6 +97,7 @@ def test_unlistable_folder_stops_the_run_naming_it(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
+@POSIX_ONLY
 def test_unlistable_folder_is_skipped_and_reported(tmp_path: Path) -> None:
     root, locked = _tree_with_locked_folder(tmp_path)
     report = tmp_path / "out" / "report.json"
@@ -111,6 +117,7 @@ def test_unlistable_folder_is_skipped_and_reported(tmp_path: Path) -> None:
     assert [f["path"] for f in data["failures"]] == [str(locked)]
 
 
+@POSIX_ONLY
 def test_find_images_raises_for_an_unlistable_folder_unless_told_to_skip(tmp_path: Path) -> None:
     root, locked = _tree_with_locked_folder(tmp_path)
     code = textwrap.dedent(
@@ -135,6 +142,7 @@ def test_find_images_raises_for_an_unlistable_folder_unless_told_to_skip(tmp_pat
     assert issubclass(ListingError, OSError)
 
 
+@POSIX_ONLY
 def test_balance_stops_at_an_unlistable_folder_in_a_class(tmp_path: Path) -> None:
     root = tmp_path / "crops"
     for index in range(3):
@@ -154,6 +162,7 @@ def test_balance_stops_at_an_unlistable_folder_in_a_class(tmp_path: Path) -> Non
     assert "1 folder could not be listed (skipped)" in skipped.stderr + skipped.stdout
 
 
+@POSIX_ONLY
 def test_balance_skips_an_unlistable_class_folder_only_when_told(tmp_path: Path) -> None:
     root = tmp_path / "crops"
     for index in range(3):
@@ -192,6 +201,7 @@ def _linked_tree(tmp_path: Path) -> Path:
     return deer
 
 
+@POSIX_ONLY
 def test_hard_and_symbolic_links_to_one_file_count_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -203,6 +213,7 @@ def test_hard_and_symbolic_links_to_one_file_count_once(
     assert any("count once" in record.getMessage() for record in caplog.records)
 
 
+@POSIX_ONLY
 def test_library_keeps_one_path_per_file_in_natural_order(tmp_path: Path) -> None:
     deer = _linked_tree(tmp_path)
     given = [str(deer / name) for name in ("IMG_2_sym.jpg", "IMG_1_hard.jpg", "IMG_3.jpg")]
@@ -214,6 +225,7 @@ def test_library_keeps_one_path_per_file_in_natural_order(tmp_path: Path) -> Non
     assert result.failures == ()
 
 
+@POSIX_ONLY
 def test_cli_select_counts_linked_files_once(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -226,6 +238,7 @@ def test_cli_select_counts_linked_files_once(
     assert json.loads(report.read_text())["n_links_merged"] == 2
 
 
+@POSIX_ONLY
 def test_balance_merges_a_class_folder_alias_and_a_link_up(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -252,6 +265,7 @@ def test_balance_merges_a_class_folder_alias_and_a_link_up(
 ODD_CHARACTERS = ["\x0b", "\x0c", "\x1c", "\x85", "\u2028"]
 
 
+@POSIX_ONLY
 def test_out_list_reads_back_as_a_source_from_another_folder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,6 +288,7 @@ def test_out_list_reads_back_as_a_source_from_another_folder(
     assert len(out.split("\n")) == len(names) + 1
 
 
+@POSIX_ONLY
 def test_out_refuses_a_name_with_a_line_break_before_any_work(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -293,6 +308,17 @@ def test_out_refuses_a_name_with_a_line_break_before_any_work(
     code, out, err = _run(capsys, "select", manifest, "--target", "2", *FAST, "--out", "-")
     assert code == 0, err
     assert out.count(str(photos / "IMG\n2.jpg")) == 1
+
+
+def test_path_list_writer_refuses_names_it_could_not_give_back(tmp_path: Path) -> None:
+    target = tmp_path / "l.txt"
+    for name in ["a\nb.jpg", "a\rb.jpg", "/x/a.jpg ", "\ta.jpg"]:
+        with pytest.raises(OutputError, match="could not give back"):
+            write_path_list(target, [name])
+        assert not target.exists()
+    names = [f"/x/IMG{ch}.jpg" for ch in ODD_CHARACTERS]
+    assert write_path_list(target, names) == len(names)
+    assert read_list_file(target) == names
 
 
 def test_crlf_list_and_padding_still_read(tmp_path: Path) -> None:
@@ -315,6 +341,7 @@ def _link_and_dotdot(tmp_path: Path) -> tuple[Path, Path]:
     return real, base
 
 
+@POSIX_ONLY
 def test_dotdot_after_a_symlink_is_resolved_like_the_os(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -331,6 +358,7 @@ def test_dotdot_after_a_symlink_is_resolved_like_the_os(
     assert result.failures == () and result.selected_paths == [spelled]
 
 
+@POSIX_ONLY
 def test_out_through_a_symlink_and_dotdot_goes_where_the_kernel_writes(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -389,6 +417,7 @@ def test_name_that_is_not_utf8_prints_as_its_bytes(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- item 18: stdin, pipes, devices
 
 
+@POSIX_ONLY
 def test_paths_on_standard_input_one_a_line_or_nul_separated(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     names = ["IMG_1.jpg", "IMG 2.jpg", "IMG\n3.jpg"]
@@ -409,6 +438,7 @@ def test_paths_on_standard_input_one_a_line_or_nul_separated(tmp_path: Path) -> 
     assert json.loads(report.read_text())["n_selected"] == 3
 
 
+@POSIX_ONLY
 def test_a_pipe_is_read_as_a_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     paths = [_image(photos / f"IMG_{n}.jpg", n) for n in range(3)]
@@ -427,6 +457,7 @@ def test_a_pipe_is_read_as_a_list(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert len(out.splitlines()) == 2 and set(out.splitlines()) <= set(paths)
 
 
+@POSIX_ONLY
 def test_character_devices_and_own_stdout_are_outputs(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     paths = [_image(photos / f"IMG_{n}.jpg", n) for n in range(3)]
@@ -442,6 +473,7 @@ def test_character_devices_and_own_stdout_are_outputs(tmp_path: Path) -> None:
     assert len(done.stdout.decode().splitlines()) == 2
 
 
+@POSIX_ONLY
 def test_out_dev_stdout_into_a_redirected_file(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     paths = [_image(photos / f"IMG_{n}.jpg", n) for n in range(3)]
@@ -500,6 +532,7 @@ def test_dask_script_without_main_guard_says_the_fix(tmp_path: Path) -> None:
     assert "bootstrapping phase" not in done.stderr
 
 
+@POSIX_ONLY
 def test_csv_written_by_excel_with_quoted_newlines_reads(tmp_path: Path) -> None:
     image = _image(tmp_path / "a\nb.jpg")
     table = tmp_path / "t.csv"
@@ -508,6 +541,7 @@ def test_csv_written_by_excel_with_quoted_newlines_reads(tmp_path: Path) -> None
     assert list_sources([str(table)]).paths == [image]
 
 
+@POSIX_ONLY
 def test_find_images_does_not_enter_excluded_folders(tmp_path: Path) -> None:
     _image(tmp_path / "fox" / "IMG_1.jpg")
     _image(tmp_path / "deer" / "IMG_1.jpg")

@@ -273,7 +273,14 @@ def _resolve(line: str, base: str) -> str:
 
 def _read_bytes(name: str) -> bytes:
     if name == STDIN_SOURCE:
-        return sys.stdin.buffer.read()
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise InvalidArgumentError(
+                f"SOURCE {STDIN_SOURCE!r} reads paths from standard input, which this process "
+                "does not have; give a folder, a list file or a CSV file"
+            )
+        data: bytes = stdin.read()
+        return data
     with open(name, "rb") as handle:
         return handle.read()
 

@@ -78,6 +78,9 @@ JSON_ERRORS = "backslashreplace"
 LINE_BREAKS = ("\n", "\r")
 """Characters a path list of one path a line cannot hold (its reader splits on them)."""
 
+LINE_PADDING = (" ", "\t")
+"""What the list reader strips around a line: a name ending in one cannot come back."""
+
 TreeMode = Literal["copy", "link"]
 ProgressCallback = Callable[[int], None]
 
@@ -283,21 +286,32 @@ def _dump_json(handle: IO[Any], data: Any) -> None:
 
 def _path_lines(paths: Iterable[str]) -> Iterator[str]:
     for path in paths:
-        if any(mark in path for mark in LINE_BREAKS):
-            raise OutputError(_line_break_problem(path))
+        problem = _unlistable(path)
+        if problem:
+            raise OutputError(problem)
         yield path
 
 
-def _line_break_problem(path: str) -> str:
+def _unlistable(path: str) -> str | None:
+    """Why ``path`` cannot go into a list of one path a line, or None if it can."""
+    if any(mark in path for mark in LINE_BREAKS):
+        what = "holds a line break"
+    elif path.endswith(LINE_PADDING) or path.startswith(LINE_PADDING):
+        what = "starts or ends with white space"
+    else:
+        return None
     return (
-        f"cannot write {path!r} to a list of one path a line: its name holds a line break, "
-        "which the list could not give back; rename the file, or record the selection in "
-        "a CSV manifest (--manifest), which quotes it"
+        f"cannot write {path!r} to a list of one path a line: its name {what}, which the "
+        "list could not give back; rename the file, or record the selection in a CSV "
+        "manifest (--manifest), which quotes it"
     )
 
 
 def check_path_list(paths: Iterable[str], *, option: str) -> None:
     """Refuse, before any work, image names a path list cannot hold (a line break).
+
+    ``paths`` are checked as the list will hold them (absolute), so only a name
+    ending in white space, or holding a line break, is refused.
 
     Raises
     ------
@@ -305,8 +319,9 @@ def check_path_list(paths: Iterable[str], *, option: str) -> None:
         Naming the first such image and the fix.
     """
     for path in paths:
-        if any(mark in path for mark in LINE_BREAKS):
-            raise InvalidArgumentError(f"{option}: {_line_break_problem(path)}")
+        problem = _unlistable(absolute_path(path))
+        if problem:
+            raise InvalidArgumentError(f"{option}: {problem}")
 
 
 def write_path_list(path: str | os.PathLike[str], paths: Iterable[str]) -> int:
