@@ -143,6 +143,22 @@ def test_find_images_raises_for_an_unlistable_folder_unless_told_to_skip(tmp_pat
 
 
 @POSIX_ONLY
+def test_link_into_a_folder_without_permission_is_a_listing_failure(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _image(root / "IMG_0.jpg", 0)
+    secret = tmp_path / "secret"
+    _image(secret / "cam" / "IMG_1.jpg", 1)
+    os.symlink(secret / "cam", root / "cam_link", target_is_directory=True)
+    secret.chmod(0)
+    try:
+        done = cli_unprivileged("select", str(root), "--target", "2", "--no-cache", *FAST)
+    finally:
+        secret.chmod(0o755)
+    assert done.returncode == 1, done.stdout
+    assert str(root / "cam_link") in done.stderr and "--skip-unreadable" in done.stderr
+
+
+@POSIX_ONLY
 def test_balance_stops_at_an_unlistable_folder_in_a_class(tmp_path: Path) -> None:
     root = tmp_path / "crops"
     for index in range(3):

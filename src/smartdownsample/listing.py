@@ -125,10 +125,18 @@ def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
     return listed
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _is_dir(entry: os.DirEntry[str], failed: FolderErrorCallback) -> bool:
+    """True for a folder (symbolic links followed; a dangling link is no folder).
+
+    An entry that cannot be stat'ed (a link into a folder without permission)
+    is taken as an image if named like one (its read then fails, named);
+    otherwise it may be a folder, so it is a listing failure.
+    """
     try:
         return entry.is_dir()  # follows symlinks
-    except OSError:
+    except OSError as exc:
+        if not is_image_name(entry.name):
+            failed(entry.path, exc)
         return False
 
 
@@ -237,7 +245,7 @@ def find_images(
             continue
         if _is_hidden(entry):
             continue
-        if _is_dir(entry):
+        if _is_dir(entry, failed):
             try:
                 key = _folder_key(entry.path)
             except OSError as exc:
