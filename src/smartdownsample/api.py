@@ -570,7 +570,8 @@ def sample_diverse(
     Parameters
     ----------
     image_paths : list of str or pathlib.Path
-        Image files. A path given twice counts once.
+        Image files (not a DataFrame: pass its column). A file given twice
+        counts once, also under another path (hard or symbolic links).
     target_count : int
         Exact number of images to select (all readable images if fewer).
     hash_size : int, default 8
