@@ -568,4 +568,3 @@ def test_find_images_does_not_enter_excluded_folders(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         find_images(tmp_path / "fox" / "IMG_1.jpg")
     assert isinstance(ListingError("x", "y"), OSError)
-
