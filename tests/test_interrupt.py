@@ -6,7 +6,7 @@ the next run must reuse what was cached and select exactly what an
 uninterrupted run selects.
 
 The command-line tests run ``python -m smartdownsample select`` in a real
-subprocess on 6,400 small JPEGs (800 distinct synthetic crops, hard-linked
+subprocess on 6,400 small JPEGs (800 distinct synthetic crops, copied
 into eight "cards") and send SIGINT at several points: while the worker
 processes start, in the middle of feature extraction and while the selected
 images are copied. The phases are detected by polling for the cache file and
@@ -58,8 +58,9 @@ N_DISTINCT = 800
 """Distinct synthetic crops (about 2 s to draw on 2 cores)."""
 
 N_CARDS = 8
-"""Hard-linked copies of the crops: 6,400 files, about 3 s of feature
-extraction on 2 cores, long enough to be interrupted in the middle."""
+"""Copies of the crops (distinct files: links to one file count once): 6,400
+files, about 3 s of feature extraction on 2 cores, long enough to be
+interrupted in the middle."""
 
 TARGET = 2500
 """Images to keep: copying them takes about a second, long enough to be
@@ -130,7 +131,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
         for card in range(N_CARDS):
             target = root / f"card{card}" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, target)
+            shutil.copyfile(path, target)
     paths = list_sources([str(root)]).paths
     assert len(paths) == N_DISTINCT * N_CARDS
     return Source(root, paths, _stamps(root))

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import numbers
 import os
+import sys
 import time
 import uuid
 from collections import deque
@@ -119,6 +121,12 @@ WORKER_MISSING_REASON = (
     "mounted at the same place)"
 )
 """Reason reported instead when a worker misses a file the client sees."""
+
+MAIN_GUARD_FIX = (
+    'put the script\'s calls to smartdownsample under `if __name__ == "__main__":` '
+    "(the worker processes of the local Dask cluster import the script again)"
+)
+"""The one line that fixes a script without a ``__main__`` guard."""
 
 BatchTask = Callable[[Sequence[str], int], BatchResult]
 """What a task runs on a worker: (paths, hash_size) -> BatchResult."""
@@ -285,18 +293,57 @@ class DaskRunner:
             yield client
             return
         workers = os.cpu_count() or 1
+        _refuse_in_bootstrapping_child()
         logger.info("starting a Dask LocalCluster of %d worker processes for this run", workers)
         with (
-            distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=LOCAL_DASHBOARD_ADDRESS,
-            ) as cluster,
+            _local_cluster(distributed, workers) as cluster,
             distributed.Client(cluster, set_as_default=False) as own_client,
         ):
             logger.info("Dask dashboard of this run (needs bokeh): %s", own_client.dashboard_link)
             yield own_client
+
+
+def _refuse_in_bootstrapping_child() -> None:
+    """Stop a worker process that is importing an unguarded script, with one line.
+
+    A spawned process imports the parent's main script before it can work; a
+    script that calls smartdownsample outside a ``__main__`` guard would start
+    a cluster from there, and multiprocessing refuses with a long traceback in
+    every worker. ``SystemExit`` ends that doomed process with the fix alone.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(
+            "smartdownsample: error: a Dask worker process importing the script was asked to "
+            f"start a cluster; {MAIN_GUARD_FIX}"
+        )
+
+
+def _runs_a_script() -> bool:
+    """True when the main module is a script file (its worker processes import it again)."""
+    main = sys.modules.get("__main__")
+    return main is not None and getattr(main, "__file__", None) is not None
+
+
+@contextmanager
+def _local_cluster(distributed: ModuleType, workers: int) -> Iterator[Any]:
+    """A LocalCluster of ``workers`` single-threaded processes; a start that fails in a
+    script names the missing ``__main__`` guard, its usual cause, in one line."""
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=LOCAL_DASHBOARD_ADDRESS,
+        )
+    except RuntimeError as exc:
+        if not _runs_a_script():
+            raise
+        raise SmartDownsampleError(
+            f"the local Dask cluster could not start its worker processes ({exc}); if the "
+            f"script calls smartdownsample outside a main guard, {MAIN_GUARD_FIX}"
+        ) from None
+    with cluster:
+        yield cluster
 
 
 class _Run:

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._exceptions import ImageLoadError, InvalidArgumentError
+from ._paths import absolute_path, same_files
 from ._types import (
     BACKENDS,
     ERROR_POLICIES,
@@ -119,11 +120,24 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
         raise InvalidArgumentError(f"{name} must be one of {options}, got {value!r}")
 
 
+def _is_table(value: object) -> bool:
+    """A pandas (or similar) DataFrame, recognised without importing pandas."""
+    return hasattr(value, "columns") and hasattr(value, "iloc")
+
+
 def _as_path_list(image_paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     if isinstance(image_paths, (str, bytes, os.PathLike)):
         raise InvalidArgumentError(
             f"image_paths must be a list of paths, got a single path {image_paths!r}; "
             "wrap it in a list, or pass a folder's files (the CLI searches folders)"
+        )
+    if _is_table(image_paths):
+        columns = [str(column) for column in getattr(image_paths, "columns", [])]
+        example = columns[0] if len(columns) == 1 else "path"
+        raise InvalidArgumentError(
+            f"image_paths is a table ({type(image_paths).__name__} with columns "
+            f"{', '.join(map(repr, columns)) or 'none'}), which iterates its column names; "
+            f"pass its column of paths, e.g. df[{example!r}]"
         )
     try:
         items = list(image_paths)
@@ -156,7 +170,7 @@ def _distinct(paths: list[str]) -> tuple[list[str], NDArray[np.int64], list[str]
     absolute: list[str] = []
     firsts: list[int] = []
     for index, path in enumerate(paths):
-        full = os.path.abspath(path)
+        full = absolute_path(path)
         if full == path:
             full = path  # keep one string, not two equal copies, per absolute path
         key = os.path.normcase(full)
@@ -166,6 +180,40 @@ def _distinct(paths: list[str]) -> tuple[list[str], NDArray[np.int64], list[str]
         firsts.append(index)
         absolute.append(full)
     return [paths[i] for i in firsts], np.array(firsts, dtype=np.int64), absolute
+
+
+_Distinct = tuple[list[str], NDArray[np.int64], list[str], NDArray[np.int64]]
+
+
+def _one_path_per_file(
+    paths: list[str], indices: NDArray[np.int64], absolute: list[str], order: NDArray[np.int64]
+) -> tuple[_Distinct, tuple[tuple[int, int], ...]]:
+    """Drop paths naming a file an earlier path (in natural order) names: hard or symbolic
+    links, linked folders. Returns the kept paths, input indices, absolute forms and
+    natural order, and (dropped, kept) caller indices."""
+    merged = same_files(absolute, order.tolist())
+    if not merged:
+        return (paths, indices, absolute, order), ()
+    pairs = tuple(sorted((int(indices[drop]), int(indices[keep])) for drop, keep in merged.items()))
+    keep = np.ones(len(paths), dtype=bool)
+    keep[list(merged)] = False
+    renumber = np.cumsum(keep) - 1
+    kept_order = renumber[order[keep[order]]]
+    first_drop, first_keep = next(iter(merged.items()))
+    logger.info(
+        "%d image paths name a file already given under another path (hard or symbolic "
+        "link) and count once (see result.merged), e.g. %s is %s",
+        len(merged),
+        paths[first_drop],
+        paths[first_keep],
+    )
+    positions = np.flatnonzero(keep)
+    return (
+        [paths[i] for i in positions],
+        indices[keep],
+        [absolute[i] for i in positions],
+        kept_order,
+    ), pairs
 
 
 def _folder_ids(absolute_sorted: Sequence[str]) -> NDArray[np.int64]:
@@ -246,7 +294,9 @@ def downsample(
     Parameters
     ----------
     image_paths : iterable of str or os.PathLike
-        Image files. A path given twice counts once.
+        Image files (not a DataFrame: pass its column, e.g. ``df["path"]``). A
+        file given twice counts once, also under another path (hard or
+        symbolic links: ``result.merged``).
     target_count : int
         Number of images to keep (>= 0). If fewer images are readable, all
         readable images are kept.
@@ -330,8 +380,13 @@ def downsample(
 
     stage = time.perf_counter()
     order = natural_order(absolute)
-    sorted_abs = [absolute[i] for i in order]
     timings["sorting"] = time.perf_counter() - stage
+    stage = time.perf_counter()
+    (paths, input_indices, absolute, order), merged = _one_path_per_file(
+        paths, input_indices, absolute, order
+    )
+    sorted_abs = [absolute[i] for i in order]
+    timings["listing"] += time.perf_counter() - stage
 
     stage = time.perf_counter()
     store = _open_cache(cache, hash_size)
@@ -431,6 +486,7 @@ def downsample(
         n_input=len(raw_paths),
         n_cached=extraction.n_cached,
         timings=timings,
+        merged=merged,
     )
     timings["report"] = time.perf_counter() - stage
     timings["total"] = time.perf_counter() - started
@@ -524,7 +580,8 @@ def sample_diverse(
     Parameters
     ----------
     image_paths : list of str or pathlib.Path
-        Image files. A path given twice counts once.
+        Image files (not a DataFrame: pass its column). A file given twice
+        counts once, also under another path (hard or symbolic links).
     target_count : int
         Exact number of images to select (all readable images if fewer).
     hash_size : int, default 8

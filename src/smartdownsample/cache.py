@@ -256,6 +256,21 @@ def _is_lock(exc: sqlite3.Error) -> bool:
     return "locked" in message or "busy" in message
 
 
+NOT_UTF8_KEY_PREFIX = "\0"
+"""Starts the ``path`` key of a name that is not UTF-8: no real path holds a NUL."""
+
+
+def _db_key(path: str) -> str:
+    """The ``path`` column value: the path, or for a name that is not UTF-8 (surrogate
+    escapes, which SQLite text cannot hold) NUL + its file-system bytes as Latin-1
+    (one character per byte), so no two files share a key."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return NOT_UTF8_KEY_PREFIX + os.fsencode(path).decode("latin-1")
+    return path
+
+
 def _absolute(path: str | os.PathLike[str]) -> str:
     """The absolute form of a path (unchanged when it is already absolute)."""
     text = path if isinstance(path, str) else os.fspath(path)
@@ -691,7 +706,7 @@ class FeatureCache:
         itemsize = FEATURE_DTYPE.itemsize
         for start in range(0, len(ordered), LOOKUP_CHUNK):
             chunk = ordered[start : start + LOOKUP_CHUNK]
-            position = {keys[i]: i for i in chunk}
+            position = {_db_key(keys[i]): i for i in chunk}
             marks = ",".join("?" * len(position))
             found = self._conn.execute(
                 "SELECT path, size, mtime_ns, digest, row FROM features"
@@ -781,7 +796,7 @@ class FeatureCache:
                 continue
             self._pending.append(
                 (
-                    token.keys[index],
+                    _db_key(token.keys[index]),
                     self.hash_size,
                     FEATURE_VERSION,
                     int(size[index]),

@@ -37,15 +37,25 @@ from ._exceptions import (
     MissingExtraError,
     SmartDownsampleError,
 )
+from ._paths import absolute_path, file_identity
 from ._version import __version__
 from .api import MAX_HASH_SIZE, MIN_HASH_SIZE, downsample, natural_order
 from .extract import DEFAULT_IMAGE_TIMEOUT
-from .listing import IMAGE_EXTENSIONS, find_images, is_image_name, list_sources
+from .listing import (
+    IMAGE_EXTENSIONS,
+    STDIN_SOURCE,
+    FolderErrorCallback,
+    find_images,
+    is_image_name,
+    list_sources,
+    merge_same_files,
+)
 from .outputs import (
     OutputTransaction,
     TreeExport,
     check_output_dir,
     check_output_file,
+    check_path_list,
     common_root,
 )
 from .report import count_noun, shortfall, summary_dict
@@ -213,7 +223,11 @@ examples:
 SOURCE is a folder (searched recursively for images: {_IMAGE_TYPES},
 any case; hidden folders skipped), a text file with one image path a line, or
 a CSV file with a 'path' column (relative paths are taken relative to the list
-file's folder). Without --out, the selected paths are printed on stdout unless
+file's folder), or '-' for paths on standard input (one a line, or
+NUL-separated with --null; relative to the current folder), e.g.
+  find photos -name '*.JPG' -print0 | smartdownsample select - --null --target 100
+One file reached by several paths (hard or symbolic links) counts once.
+Without --out, the selected paths are printed on stdout unless
 --copy-to, --link-to or --manifest records them."""
 
 BALANCE_EXAMPLES = """\
@@ -409,7 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SELECT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    select.add_argument("sources", nargs="+", metavar="SOURCE", help="folder, list file or CSV")
+    select.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help=f"folder, list file or CSV; '{STDIN_SOURCE}' reads paths from standard input",
+    )
+    select.add_argument(
+        "--null",
+        action="store_true",
+        help="list files and standard input hold NUL-separated paths (find -print0)",
+    )
     amount = select.add_mutually_exclusive_group(required=True)
     amount.add_argument("--target", type=_positive_int, metavar="N", help="keep exactly N images")
     amount.add_argument(
@@ -676,7 +700,7 @@ class _Outputs:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Outputs:
-        out = args.out
+        out = "-" if _is_own_stdout(args.out) else args.out
         to_stdout = out == "-" or (
             out is None and not (args.copy_to or args.link_to or args.manifest)
         )
@@ -693,7 +717,7 @@ class _Outputs:
         )
         seen: dict[str, str] = {}
         for option, path in outputs.named():
-            key = os.path.normcase(os.path.abspath(path))
+            key = os.path.normcase(absolute_path(path))
             if key in seen:
                 raise InvalidArgumentError(
                     f"{seen[key]} and {option} both name {path!r}; give each output its own path"
@@ -738,6 +762,8 @@ class _Outputs:
                 check_output_file(
                     path, option=option, image_paths=image_paths, overwrite=self.overwrite
                 )
+        if self.out:
+            check_path_list(image_paths, option="--out")
         for option, path in (
             ("--distribution", self.distribution),
             ("--thumbnails", self.thumbnails),
@@ -750,6 +776,16 @@ class _Outputs:
                 check_output_file(
                     chart, option=option, image_paths=image_paths, overwrite=self.overwrite
                 )
+
+
+def _is_own_stdout(path: str | None) -> bool:
+    """True if ``path`` (``/dev/stdout``, ``/proc/self/fd/1``) is this process's stdout."""
+    if not path or path == "-":
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _chart_path(path: str, name: str) -> str:
@@ -891,7 +927,7 @@ def _write_common(
 ) -> _Written:
     written = _Written()
     if outputs.out:
-        count = tx.write_lines(outputs.out, selected)
+        count = tx.write_path_list(outputs.out, selected)
         written.lines.append(f"selected paths ({count:,}): {outputs.out}")
         written.record["out"] = outputs.out
     elif outputs.paths_to_stdout:
@@ -951,7 +987,7 @@ def _print_paths(paths: Sequence[str]) -> None:
     stream = sys.stdout
     try:
         for path in paths:
-            stream.write(path)
+            _write_name(stream, path)
             stream.write("\n")
         stream.flush()
     except BrokenPipeError:
@@ -962,6 +998,45 @@ def _print_paths(paths: Sequence[str]) -> None:
             f"cannot write the selected paths to standard output: {exc.strerror or exc}; "
             "free some space where it goes, or write them to a file with --out FILE"
         ) from exc
+
+
+def _write_name(stream: IO[str], path: str) -> None:
+    """Write a path; a name that is not UTF-8 (surrogate escapes) as its original bytes."""
+    try:
+        stream.write(path)
+    except UnicodeEncodeError:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:
+            stream.write(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            return
+        stream.flush()
+        buffer.write(os.fsencode(path))
+        buffer.flush()
+
+
+STREAM_ERRORS = (("stdout", "surrogateescape"), ("stderr", "backslashreplace"))
+"""How stdout and stderr write file names that are not UTF-8: paths on stdout as
+their original bytes (for xargs and shells), messages on stderr escaped."""
+
+
+@contextlib.contextmanager
+def _name_safe_streams() -> Iterator[None]:
+    """Let stdout and stderr write any file name for the run, then restore them."""
+    restore: list[tuple[Any, str]] = []
+    for name, errors in STREAM_ERRORS:
+        stream: Any = getattr(sys, name, None)
+        previous = getattr(stream, "errors", None)
+        if previous != "strict" or not hasattr(stream, "reconfigure"):
+            continue
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            stream.reconfigure(errors=errors)
+            restore.append((stream, previous))
+    try:
+        yield
+    finally:
+        for stream, previous in restore:
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors=previous)
 
 
 def _silence_stdout() -> None:
@@ -986,7 +1061,9 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
     outputs = _Outputs.from_args(args)
     show = _show_progress(args)
     with _bar(show, None, "Finding images") as bar:
-        listing = list_sources(args.sources, on_found=bar.set)
+        listing = list_sources(
+            args.sources, on_found=bar.set, on_error=_folder_errors(args), null=args.null
+        )
     listed = time.perf_counter()
     if not listing.paths:
         raise CommandError(
@@ -1018,7 +1095,8 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
                 "parameters": {**_parameters(args), "target_count": target},
                 "sources": [{"source": s, "images": n} for s, n in listing.per_source],
                 "n_duplicates_dropped": listing.n_duplicates,
-                **summary_dict(result),
+                "n_links_merged": len(listing.merged),
+                **_with_folder_failures(summary_dict(result), listing.failures),
                 "outputs": written.record,
                 "timing": _timing(started, listed, selected_at, finished),
             }
@@ -1031,7 +1109,10 @@ def _run_select(args: argparse.Namespace, started: float) -> int:
     if not args.quiet:
         stream = _info_stream(outputs)
         print(result.summary(), file=stream)
-        print(_final_line(result, time.perf_counter() - started), file=stream)
+        print(
+            _final_line(result, time.perf_counter() - started, len(listing.failures)),
+            file=stream,
+        )
         for line in written.lines:
             print(f"  {line}", file=stream)
     return EXIT_OK
@@ -1053,14 +1134,56 @@ def _check_strict(args: argparse.Namespace, results: Sequence[tuple[str, Selecti
     )
 
 
-def _final_line(result: SelectionResult, elapsed: float) -> str:
+def _final_line(result: SelectionResult, elapsed: float, folders_failed: int = 0) -> str:
     failed = len(result.failures)
     total = len(result.paths)
     return (
         f"done: kept {result.n_selected:,} of {count_noun(total, 'image')} from "
         f"{count_noun(len(result.buckets), 'bucket')}; {failed:,} unreadable"
-        f"{' (skipped)' if failed else ''}; {_seconds(elapsed)}"
+        f"{' (skipped)' if failed else ''}{_folders_skipped(folders_failed)}; "
+        f"{_seconds(elapsed)}"
     )
+
+
+def _folders_skipped(count: int) -> str:
+    if not count:
+        return ""
+    return f"; {count:,} folder{'' if count == 1 else 's'} could not be listed (skipped)"
+
+
+def _folder_errors(args: argparse.Namespace) -> FolderErrorCallback:
+    """A folder that cannot be listed stops the run, or with --skip-unreadable is skipped."""
+    if args.skip_unreadable:
+
+        def skip(folder: str, exc: OSError) -> None:
+            logger.warning("skipped folder %s: cannot list it: %s", folder, exc.strerror or exc)
+
+        return skip
+
+    def stop(folder: str, exc: OSError) -> None:
+        raise CommandError(
+            f"cannot list folder {folder!r}: {exc.strerror or exc}; make it readable, or pass "
+            "--skip-unreadable to skip it (it is then listed in the summary and the report)"
+        ) from exc
+
+    return stop
+
+
+def _with_folder_failures(
+    summary: dict[str, Any], failures: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """A report summary whose failures and ``n_failed`` include the folders not listed."""
+    if not failures:
+        return summary
+    folders = [
+        {"path": folder, "index": None, "reason": f"cannot list folder: {reason}"}
+        for folder, reason in failures
+    ]
+    return {
+        **summary,
+        "n_failed": summary["n_failed"] + len(folders),
+        "failures": folders + list(summary["failures"]),
+    }
 
 
 # ---------------------------------------------------------------- balance
@@ -1108,6 +1231,57 @@ def _class_folders(root: str) -> tuple[list[str], int]:
                 loose += 1
     order = natural_order(names)
     return [names[i] for i in order], loose
+
+
+def _merge_class_aliases(
+    root: str, names: list[str]
+) -> tuple[list[str], dict[tuple[int, int], str]]:
+    """Class folders without links to another class folder, and the folders not to enter.
+
+    A class folder that is a link to another one (``deer_alias -> deer``) is
+    not a second class: its images count once, in the folder it links to
+    (the real folder, or the first in natural order if all are links).
+    Returns the class names and ROOT's and every class folder's identity.
+    """
+    exclude: dict[tuple[int, int], str] = {}
+    root_id = file_identity(root)
+    if root_id is not None:
+        exclude[root_id] = root
+    kept: dict[tuple[int, int], str] = {}
+    ranked = sorted(
+        range(len(names)), key=lambda i: (os.path.islink(os.path.join(root, names[i])), i)
+    )
+    aliases: set[str] = set()
+    for index in ranked:
+        folder = os.path.join(root, names[index])
+        identity = file_identity(folder)
+        if identity is None:
+            continue
+        if identity in kept:
+            logger.warning(
+                "class folder %s is a link to the class folder %s: its images count once, "
+                "in class %r",
+                folder,
+                os.path.join(root, kept[identity]),
+                kept[identity],
+            )
+            aliases.add(names[index])
+            continue
+        kept[identity] = names[index]
+        exclude[identity] = folder
+    return [name for name in names if name not in aliases], exclude
+
+
+def _merge_linked_files(
+    classes: list[tuple[str, list[str]]],
+) -> tuple[list[tuple[str, list[str]]], int]:
+    """Classes without paths that name a file an earlier class (or path) already has."""
+    everything = [path for _, found in classes for path in found]
+    _, merged = merge_same_files(everything)
+    if not merged:
+        return classes, 0
+    dropped = {path for path, _ in merged}
+    return [(name, [p for p in found if p not in dropped]) for name, found in classes], len(merged)
 
 
 def _balance_manifest(
@@ -1162,12 +1336,26 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
             "%d images directly in %s belong to no class folder and are left out", loose, root
         )
     show = _show_progress(args)
+    names, folders = _merge_class_aliases(root, names)
     classes: list[tuple[str, list[str]]] = []
+    folder_failures: list[tuple[str, str]] = []
+    policy = _folder_errors(args)
+
+    def not_listed(folder: str, exc: OSError) -> None:
+        folder_failures.append((folder, str(exc.strerror or exc)))
+        policy(folder, exc)
+
     with _bar(show, None, "Finding images") as bar:
         for name in names:
             done = sum(len(found) for _, found in classes)
-            found = find_images(os.path.join(root, name), on_found=_offset(bar, done))
+            found = find_images(
+                os.path.join(root, name),
+                on_found=_offset(bar, done),
+                on_error=not_listed,
+                exclude=folders,
+            )
             classes.append((name, found))
+    classes, n_merged = _merge_linked_files(classes)
     listed = time.perf_counter()
     all_paths = [path for _, found in classes for path in found]
     cap = args.max_per_class
@@ -1220,8 +1408,13 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
                 "n_classes": len(outcomes),
                 "n_images": len(all_paths),
                 "n_selected": len(selected),
-                "n_failed": sum(len(o.result.failures) for o in outcomes if o.result),
+                "n_failed": sum(len(o.result.failures) for o in outcomes if o.result)
+                + len(folder_failures),
                 "n_images_outside_classes": loose,
+                "n_links_merged": n_merged,
+                "folders_not_listed": [
+                    {"path": folder, "reason": reason} for folder, reason in folder_failures
+                ],
                 "classes": [outcome.as_dict() for outcome in outcomes],
                 "outputs": written.record,
                 "timing": _timing(started, listed, selected_at, finished),
@@ -1239,7 +1432,7 @@ def _run_balance(args: argparse.Namespace, started: float) -> int:
         print(
             f"done: kept {len(selected):,} of {count_noun(len(all_paths), 'image')} in "
             f"{count_noun(len(outcomes), 'class', 'classes')}; {failed:,} unreadable"
-            f"{' (skipped)' if failed else ''}; "
+            f"{' (skipped)' if failed else ''}{_folders_skipped(len(folder_failures))}; "
             f"{_seconds(time.perf_counter() - started)}",
             file=stream,
         )
@@ -1490,7 +1683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = arguments
     started = time.perf_counter()
     handler: Callable[[argparse.Namespace, float], int] = args.handler
-    with _logging(args):
+    with _name_safe_streams(), _logging(args):
         return _handle_errors(args, lambda: handler(args, started))
 
 

@@ -20,22 +20,29 @@ Nothing is opened for writing.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
+import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from natsort import natsort_keygen, ns
 
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, SmartDownsampleError
+from ._paths import absolute_path, same_files
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "STDIN_SOURCE",
+    "ListingError",
     "SourceListing",
     "find_images",
     "is_image_name",
     "list_sources",
+    "merge_same_files",
     "read_csv_file",
     "read_list_file",
 ]
@@ -59,8 +66,28 @@ _FILE_ATTRIBUTE_HIDDEN = 0x2
 
 _NAME_KEY = natsort_keygen(alg=ns.PATH)
 
+STDIN_SOURCE = "-"
+"""The SOURCE that reads paths from standard input (one a line, or NUL-separated)."""
+
+LINE_SEPARATOR = "\n"
+"""The one separator of list lines, as the path lists this package writes use it."""
+
+NUL = "\0"
+"""Separator of ``--null`` lists: the one character no path can hold."""
+
+_LINE_PADDING = " \t"
+"""Removed around a list line: hand-edited lists pad with these; written paths are absolute."""
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+"""Surrogate escapes: the bytes of a file that were not UTF-8."""
+
 FoundCallback = Callable[[int], None]
 """Called with the number of images found so far (for a progress counter)."""
+
+FolderErrorCallback = Callable[[str, OSError], None]
+"""Called with a folder that cannot be listed and the error; the folder is then skipped."""
 
 
 def is_image_name(name: str) -> bool:
@@ -98,20 +125,69 @@ def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
     return listed
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _is_dir(entry: os.DirEntry[str], failed: FolderErrorCallback) -> bool:
+    """True for a folder (symbolic links followed; a dangling link is no folder).
+
+    An entry that cannot be stat'ed (a link into a folder without permission)
+    is taken as an image if named like one (its read then fails, named);
+    otherwise it may be a folder, so it is a listing failure.
+    """
     try:
         return entry.is_dir()  # follows symlinks
-    except OSError:
+    except OSError as exc:
+        if not is_image_name(entry.name):
+            failed(entry.path, exc)
         return False
 
 
-def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None = None) -> list[str]:
+class ListingError(SmartDownsampleError, OSError):
+    """A folder could not be listed (permission denied, I/O error, vanished).
+
+    Attributes
+    ----------
+    folder : str
+        The folder that could not be listed.
+    reason : str
+        What the operating system said.
+    """
+
+    def __init__(self, folder: str, reason: str, *, hint: str | None = None) -> None:
+        self.folder = folder
+        self.reason = reason
+        message = f"cannot list folder {folder!r}: {reason}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
+
+
+LISTING_HINT = (
+    "make it readable, or pass on_error= to find_images / list_sources to skip and record it"
+)
+
+
+def _reason(exc: OSError) -> str:
+    return str(exc.strerror or exc)
+
+
+def _refuse_folder(folder: str, exc: OSError) -> None:
+    raise ListingError(folder, _reason(exc), hint=LISTING_HINT) from exc
+
+
+def find_images(
+    folder: str | os.PathLike[str],
+    on_found: FoundCallback | None = None,
+    *,
+    on_error: FolderErrorCallback | None = None,
+    exclude: Mapping[tuple[int, int], str] | None = None,
+) -> list[str]:
     """All image files under ``folder``, searched recursively.
 
     Hidden folders and files are skipped. Symbolic links to folders are
     followed, but a folder already searched (a symlink loop, or a second
-    link to the same folder) is skipped with a warning. A sub-folder that
-    cannot be read is skipped with a warning.
+    link to the same folder) is skipped with a warning. A folder that
+    cannot be listed stops the search with :class:`ListingError`, unless
+    ``on_error`` is given: it is called with the folder and the error, and
+    the folder is skipped.
 
     Parameters
     ----------
@@ -119,6 +195,12 @@ def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None =
         The folder to search.
     on_found : callable, optional
         Called with the running count of images found, once per folder.
+    on_error : callable, optional
+        Called with ``(folder, OSError)`` for a sub-folder that cannot be
+        listed; the folder is then skipped. Default: raise ListingError.
+    exclude : mapping, optional
+        Folders not to enter, as ``(st_dev, st_ino)`` -> their name (for
+        ``balance``: the other class folders and ROOT).
 
     Returns
     -------
@@ -130,8 +212,8 @@ def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None =
     ------
     InvalidArgumentError
         If ``folder`` is not a folder.
-    OSError
-        If ``folder`` itself cannot be read.
+    ListingError
+        If ``folder`` or a sub-folder cannot be listed and ``on_error`` is None.
 
     Examples
     --------
@@ -146,9 +228,16 @@ def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None =
     top = os.fspath(folder)
     if not os.path.isdir(top):
         raise InvalidArgumentError(f"{top!r} is not a folder")
-    visited: dict[tuple[int, int], str] = {_folder_key(top): top}
+    failed = _refuse_folder if on_error is None else on_error
+    visited: dict[tuple[int, int], str] = dict(exclude or {})
+    try:
+        visited[_folder_key(top)] = top
+        entries = _sorted_entries(top)
+    except OSError as exc:
+        failed(top, exc)
+        return []
     found: list[str] = []
-    stack: list[Iterator[os.DirEntry[str]]] = [iter(_sorted_entries(top))]
+    stack: list[Iterator[os.DirEntry[str]]] = [iter(entries)]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:
@@ -156,11 +245,11 @@ def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None =
             continue
         if _is_hidden(entry):
             continue
-        if _is_dir(entry):
+        if _is_dir(entry, failed):
             try:
                 key = _folder_key(entry.path)
             except OSError as exc:
-                logger.warning("skipped folder %s: %s", entry.path, exc.strerror or exc)
+                failed(entry.path, exc)
                 continue
             if key in visited:
                 logger.warning(
@@ -174,7 +263,7 @@ def find_images(folder: str | os.PathLike[str], on_found: FoundCallback | None =
             try:
                 children = _sorted_entries(entry.path)
             except OSError as exc:
-                logger.warning("skipped folder %s: %s", entry.path, exc.strerror or exc)
+                failed(entry.path, exc)
                 continue
             stack.append(iter(children))
             if on_found is not None:
@@ -190,22 +279,80 @@ def _resolve(line: str, base: str) -> str:
     return line if os.path.isabs(line) else os.path.join(base, line)
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(name: str) -> bytes:
+    if name == STDIN_SOURCE:
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise InvalidArgumentError(
+                f"SOURCE {STDIN_SOURCE!r} reads paths from standard input, which this process "
+                "does not have; give a folder, a list file or a CSV file"
+            )
+        data: bytes = stdin.read()
+        return data
+    with open(name, "rb") as handle:
+        return handle.read()
+
+
+def _base_folder(name: str) -> str:
+    """Where relative paths of a list start: its folder; the current one for stdin and pipes."""
+    if name == STDIN_SOURCE:
+        return ""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            return handle.read()
-    except UnicodeDecodeError as exc:
+        regular = stat.S_ISREG(os.stat(name).st_mode)
+    except OSError:
+        regular = True
+    return os.path.dirname(name) if regular else ""
+
+
+def _read_text(name: str) -> str:
+    """The file as text; bytes that are not UTF-8 become surrogate escapes (as in file names)."""
+    data = _read_bytes(name)
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _checked(value: str, base: str, name: str, line: int) -> str:
+    """``value`` resolved; a value that is not UTF-8 must name an existing file (raw bytes)."""
+    path = _resolve(value, base)
+    if _NOT_UTF8.search(value) and not os.path.lexists(path):
         raise InvalidArgumentError(
-            f"list file {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            f"list file {name!r} is not UTF-8 text (line {line}: {value!r} names no file); "
             "save it as UTF-8, one image path a line"
-        ) from exc
+        )
+    return path
 
 
-def read_list_file(path: str | os.PathLike[str]) -> list[str]:
-    """Image paths from a text file, one a line.
+def _list_entries(text: str, null: bool) -> Iterator[tuple[int, str]]:
+    """(line number, path) of each entry: NUL-separated exact names, or lines."""
+    if null:
+        for number, item in enumerate(text.split(NUL), start=1):
+            if item:
+                yield number, item
+        return
+    for number, raw in enumerate(text.split(LINE_SEPARATOR), start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        line = line.strip(_LINE_PADDING)
+        if line and not line.startswith("#"):
+            yield number, line
 
-    Surrounding white space is removed; blank lines and lines starting with
-    ``#`` are ignored. Relative paths are relative to the file's folder.
+
+def read_list_file(path: str | os.PathLike[str], *, null: bool = False) -> list[str]:
+    """Image paths from a text file, one a line (or NUL-separated with ``null=True``).
+
+    Lines are split on ``\\n`` only (one trailing ``\\r`` is dropped), so names
+    holding other line-breaking characters (``\\x0b``, ``\\x85``, U+2028)
+    survive; spaces and tabs around a line are removed; blank lines and lines
+    starting with ``#`` are ignored. NUL-separated entries (``find -print0``)
+    are taken exactly. Relative paths are relative to the file's folder (to
+    the current folder for ``"-"``, standard input, and pipes). Bytes that
+    are not UTF-8 are taken as raw file-name bytes when such a file exists.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the text holds NUL bytes without ``null``, or a line that is not
+        UTF-8 names no file.
 
     Examples
     --------
@@ -219,14 +366,14 @@ def read_list_file(path: str | os.PathLike[str]) -> list[str]:
     ['a.jpg', '/data/b.jpg']
     """
     name = os.fspath(path)
-    base = os.path.dirname(name)
+    base = _base_folder(name)
     text = _read_text(name)
-    paths: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            paths.append(_resolve(line, base))
-    return paths
+    if not null and NUL in text:
+        raise InvalidArgumentError(
+            f"list file {name!r} holds NUL bytes: for NUL-separated paths (find -print0) pass "
+            "--null; otherwise save it as UTF-8 text, one image path a line"
+        )
+    return [_checked(entry, base, name, number) for number, entry in _list_entries(text, null)]
 
 
 def _csv_dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
@@ -259,9 +406,9 @@ def read_csv_file(path: str | os.PathLike[str]) -> list[str]:
     ['cam1/a.jpg', 'cam2/b.jpg']
     """
     name = os.fspath(path)
-    base = os.path.dirname(name)
+    base = _base_folder(name)
     text = _read_text(name)
-    reader = csv.reader(text.splitlines(), _csv_dialect(text[:CSV_SNIFF_BYTES]))
+    reader = csv.reader(io.StringIO(text, newline=""), _csv_dialect(text[:CSV_SNIFF_BYTES]))
     header = next(reader, None)
     if header is None:
         raise InvalidArgumentError(
@@ -280,7 +427,7 @@ def read_csv_file(path: str | os.PathLike[str]) -> list[str]:
         if position < len(row):
             value = row[position].strip()
             if value:
-                paths.append(_resolve(value, base))
+                paths.append(_checked(value, base, name, reader.line_num))
     return paths
 
 
@@ -291,43 +438,113 @@ class SourceListing:
     Attributes
     ----------
     paths : list of str
-        Distinct image paths, in the order found.
+        Distinct image files, in the order found.
     folders : list of str
         The SOURCE arguments that are folders (outputs must stay out of them).
     per_source : list of (str, int)
         Each SOURCE and the number of paths it gave.
     n_duplicates : int
         Paths dropped because an earlier SOURCE already gave them.
+    merged : list of (str, str)
+        Paths dropped because they name a file already listed under another
+        path (a hard link, a symbolic link, a linked folder), with that path.
+    failures : list of (str, str)
+        Folders that could not be listed (skipped by ``on_error``) and why.
     """
 
     paths: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     per_source: list[tuple[str, int]] = field(default_factory=list)
     n_duplicates: int = 0
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _paths_of(source: str, on_found: FoundCallback | None) -> list[str]:
+def _paths_of(
+    source: str,
+    on_found: FoundCallback | None,
+    on_error: FolderErrorCallback | None,
+    null: bool,
+) -> list[str]:
+    if source == STDIN_SOURCE:
+        return read_list_file(source, null=null)
     if os.path.isdir(source):
-        return find_images(source, on_found)
+        return find_images(source, on_found, on_error=on_error)
     extension = os.path.splitext(source)[1].lower()
     if extension in IMAGE_EXTENSIONS:
         return [source]
     if extension in CSV_EXTENSIONS:
         return read_csv_file(source)
-    return read_list_file(source)
+    return read_list_file(source, null=null)
+
+
+def _check_source(source: str) -> bool:
+    """True if ``source`` is a folder; refuses what cannot be a SOURCE."""
+    if source == STDIN_SOURCE:
+        return False
+    if not os.path.exists(source):
+        kind = "symbolic link to a missing file" if os.path.islink(source) else "path"
+        raise InvalidArgumentError(
+            f"SOURCE {source!r} does not exist ({kind}); give a folder of images, a text "
+            "file with one image path a line, or a CSV file with a 'path' column"
+        )
+    if os.path.isdir(source):
+        return True
+    mode = os.stat(source).st_mode
+    named_like_a_list = os.path.splitext(source)[1].lower() not in IMAGE_EXTENSIONS
+    # Pipes and terminals (/dev/stdin, <(find ...)) are read as lists of paths.
+    streamed = stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+    if not (stat.S_ISREG(mode) or (streamed and named_like_a_list)):
+        raise InvalidArgumentError(
+            f"SOURCE {source!r} is neither a folder nor a regular file; give a folder, "
+            "a list file or a CSV file ('-' reads paths from standard input)"
+        )
+    return False
+
+
+def merge_same_files(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """``paths`` without those naming a file an earlier path names, and the merged pairs.
+
+    Hard links, symbolic links and linked folders give one file several
+    paths; the first path is kept. Pairs are (dropped path, kept path).
+    """
+    merged = same_files(paths)
+    if not merged:
+        return paths, []
+    kept = [path for position, path in enumerate(paths) if position not in merged]
+    pairs = [(paths[drop], paths[keep]) for drop, keep in merged.items()]
+    logger.warning(
+        "%d %s a file already listed under another path (hard or symbolic link) and "
+        "%s once, e.g. %s is %s",
+        len(pairs),
+        "path names" if len(pairs) == 1 else "paths name",
+        "counts" if len(pairs) == 1 else "count",
+        pairs[0][0],
+        pairs[0][1],
+    )
+    return kept, pairs
 
 
 def list_sources(
-    sources: Iterable[str | os.PathLike[str]], on_found: FoundCallback | None = None
+    sources: Iterable[str | os.PathLike[str]],
+    on_found: FoundCallback | None = None,
+    *,
+    on_error: FolderErrorCallback | None = None,
+    null: bool = False,
 ) -> SourceListing:
-    """List the images of every SOURCE (folder, list file, CSV or image file).
+    """List the images of every SOURCE (folder, list file, CSV, image file or ``-``).
 
     Parameters
     ----------
     sources : iterable of str or os.PathLike
-        Command-line SOURCE arguments.
+        Command-line SOURCE arguments; ``"-"`` reads paths from standard input.
     on_found : callable, optional
         Progress callback, given the running count of images found in folders.
+    on_error : callable, optional
+        Called with a folder that cannot be listed and the error; the folder
+        is skipped and recorded in ``failures``. Default: raise ListingError.
+    null : bool, default False
+        List files and standard input hold NUL-separated paths (``find -print0``).
 
     Returns
     -------
@@ -337,6 +554,8 @@ def list_sources(
     ------
     InvalidArgumentError
         If a SOURCE does not exist, or a list or CSV file cannot be used.
+    ListingError
+        If a folder cannot be listed and ``on_error`` is None.
 
     Examples
     --------
@@ -355,25 +574,19 @@ def list_sources(
         if on_found is not None:
             on_found(found_before + count)
 
+    def skipped(folder: str, exc: OSError) -> None:
+        listing.failures.append((folder, _reason(exc)))
+        if on_error is not None:
+            on_error(folder, exc)
+
     for item in sources:
         source = os.fspath(item)
-        if not os.path.exists(source):
-            kind = "symbolic link to a missing file" if os.path.islink(source) else "path"
-            raise InvalidArgumentError(
-                f"SOURCE {source!r} does not exist ({kind}); give a folder of images, a text "
-                "file with one image path a line, or a CSV file with a 'path' column"
-            )
-        if os.path.isdir(source):
+        if _check_source(source):
             listing.folders.append(source)
-        elif not stat.S_ISREG(os.stat(source).st_mode):
-            raise InvalidArgumentError(
-                f"SOURCE {source!r} is neither a folder nor a regular file; give a folder, "
-                "a list file or a CSV file"
-            )
-        paths = _paths_of(source, counted)
+        paths = _paths_of(source, counted, None if on_error is None else skipped, null)
         listing.per_source.append((source, len(paths)))
         for path in paths:
-            key = os.path.normcase(os.path.abspath(path))
+            key = os.path.normcase(absolute_path(path))
             if key in seen:
                 listing.n_duplicates += 1
                 continue
@@ -382,4 +595,5 @@ def list_sources(
         found_before = len(listing.paths)
     if listing.n_duplicates:
         logger.info("%d paths were named more than once and count once", listing.n_duplicates)
+    listing.paths, listing.merged = merge_same_files(listing.paths)
     return listing

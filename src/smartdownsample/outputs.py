@@ -25,12 +25,14 @@ import logging
 import os
 import shutil
 import stat
+import sys
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from ._exceptions import InvalidArgumentError, SmartDownsampleError
+from ._paths import absolute_path
 from .report import count_noun
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "atomic_file",
     "check_output_dir",
     "check_output_file",
+    "check_path_list",
     "common_root",
     "export_tree",
     "write_json",
@@ -65,6 +68,20 @@ FALLBACK_TO_SYMLINK = frozenset(
     if code is not None
 )
 """``os.link`` errors after which a symbolic link is made instead of a hard link."""
+
+TEXT_ERRORS = "surrogateescape"
+"""How text outputs encode file names that are not UTF-8 (surrogate escapes from
+``os.fsdecode``): back to their original bytes, so lists and manifests name the
+very file, and the list reader gets the same name back."""
+
+JSON_ERRORS = "backslashreplace"
+"""JSON writes such a name's escape as ``\\udcXX``: valid JSON, read back as the same str."""
+
+LINE_BREAKS = ("\n", "\r")
+"""Characters a path list of one path a line cannot hold (its reader splits on them)."""
+
+LINE_PADDING = (" ", "\t")
+"""What the list reader strips around a line: a name ending in one cannot come back."""
 
 TreeMode = Literal["copy", "link"]
 ProgressCallback = Callable[[int], None]
@@ -125,9 +142,66 @@ def _set_mode(path: str) -> None:
         logger.debug("kept the mode of %s: %s", path, exc.strerror or exc)
 
 
+def _own_stream_fd(info: os.stat_result) -> int | None:
+    """The descriptor of this process's stdout or stderr if ``info`` is that file."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            if os.path.samestat(info, os.fstat(fd)):
+                return fd
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def _writes_in_place(path: str) -> bool:
+    """True for outputs written directly: a character device (``/dev/null``, a terminal)
+    or this process's own standard output or error (``/dev/stdout``); renaming a file
+    over them would replace the device, or the ``/dev/stdout`` link, itself."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    if stat.S_ISDIR(info.st_mode):
+        return False
+    return stat.S_ISCHR(info.st_mode) or _own_stream_fd(info) is not None
+
+
+def _open_in_place(path: str, mode: str, **options: Any) -> IO[Any]:
+    """Open a device, or a duplicate of our own stdout / stderr (sharing its offset,
+    so nothing printed before or after is overwritten)."""
+    fd = _own_stream_fd(os.stat(path))
+    if fd is None:
+        return open(path, mode, **options)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    return os.fdopen(os.dup(fd), mode, **options)
+
+
+@contextlib.contextmanager
+def _in_place(
+    path: str, *, binary: bool, newline: str | None, errors: str | None
+) -> Iterator[IO[Any]]:
+    try:
+        if binary:
+            with _open_in_place(path, "wb") as handle:
+                yield handle
+        else:
+            options = {"encoding": "utf-8", "errors": errors, "newline": newline}
+            with _open_in_place(path, "w", **options) as handle:
+                yield handle
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_explain(exc)}") from exc
+
+
 @contextlib.contextmanager
 def atomic_file(
-    path: str | os.PathLike[str], *, binary: bool = False, newline: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    binary: bool = False,
+    newline: str | None = None,
+    errors: str | None = TEXT_ERRORS,
 ) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only if the block finishes.
 
@@ -140,6 +214,10 @@ def atomic_file(
     OutputError
         If the file cannot be written (full disk, read-only folder, ...).
 
+    A character device (``/dev/null``) or the process's own standard output
+    is written directly instead. Text is UTF-8; ``errors`` says how file
+    names that are not UTF-8 are encoded (default: their original bytes).
+
     Examples
     --------
     >>> import os, tempfile
@@ -149,14 +227,19 @@ def atomic_file(
     >>> open(target).read()
     'hello\\n'
     """
-    target = os.path.abspath(os.fspath(path))
+    target = absolute_path(os.fspath(path))
+    if _writes_in_place(target):
+        with _in_place(target, binary=binary, newline=newline, errors=errors) as handle:
+            yield handle
+        return
     temp = ""
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         temp = _temp_name(os.path.dirname(target), ".tmp")
         mode = "xb" if binary else "x"
         encoding = None if binary else "utf-8"
-        with open(temp, mode, encoding=encoding, newline=newline) as handle:
+        text_errors = None if binary else errors
+        with open(temp, mode, encoding=encoding, errors=text_errors, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -223,8 +306,53 @@ def _dump_json(handle: IO[Any], data: Any) -> None:
     handle.write("\n")
 
 
+def _path_lines(paths: Iterable[str]) -> Iterator[str]:
+    for path in paths:
+        problem = _unlistable(path)
+        if problem:
+            raise OutputError(problem)
+        yield path
+
+
+def _unlistable(path: str) -> str | None:
+    """Why ``path`` cannot go into a list of one path a line, or None if it can."""
+    if any(mark in path for mark in LINE_BREAKS):
+        what = "holds a line break"
+    elif path.endswith(LINE_PADDING) or path.startswith(LINE_PADDING):
+        what = "starts or ends with white space"
+    else:
+        return None
+    return (
+        f"cannot write {path!r} to a list of one path a line: its name {what}, which the "
+        "list could not give back; rename the file, or record the selection in a CSV "
+        "manifest (--manifest), which quotes it"
+    )
+
+
+def check_path_list(paths: Iterable[str], *, option: str) -> None:
+    """Refuse, before any work, image names a path list cannot hold (a line break).
+
+    ``paths`` are checked as the list will hold them (absolute), so only a name
+    ending in white space, or holding a line break, is refused.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the first such image and the fix.
+    """
+    for path in paths:
+        problem = _unlistable(absolute_path(path))
+        if problem:
+            raise InvalidArgumentError(f"{option}: {problem}")
+
+
 def write_path_list(path: str | os.PathLike[str], paths: Iterable[str]) -> int:
     """Write one path a line (UTF-8) atomically; returns the number of lines.
+
+    The list is read back by :func:`~smartdownsample.listing.read_list_file`:
+    lines end in ``\\n`` only, and names that are not UTF-8 keep their
+    original bytes. A name holding ``\\n`` or ``\\r`` is refused
+    (:class:`OutputError`), since no line list can give it back.
 
     Examples
     --------
@@ -234,7 +362,7 @@ def write_path_list(path: str | os.PathLike[str], paths: Iterable[str]) -> int:
     2
     """
     with atomic_file(path, newline="\n") as handle:
-        return _write_lines(handle, paths)
+        return _write_lines(handle, _path_lines(paths))
 
 
 def write_manifest(
@@ -271,7 +399,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     >>> json.load(open(target))
     {'kept': 3}
     """
-    with atomic_file(path) as handle:
+    with atomic_file(path, errors=JSON_ERRORS) as handle:
         _dump_json(handle, data)
 
 
@@ -330,7 +458,7 @@ def check_output_dir(
                 f"{option} folder {target!r} is inside the SOURCE folder {folder!r}; choose a "
                 "folder outside it (the next run would take the outputs for input images)"
             )
-    image_dirs = {os.path.dirname(os.path.abspath(path)) for path in image_paths}
+    image_dirs = {os.path.dirname(absolute_path(path)) for path in image_paths}
     for folder in image_dirs:
         real_folder = _real(folder)
         if _inside(real, real_folder):
@@ -377,6 +505,8 @@ def check_output_file(
         raise InvalidArgumentError(f"{option} {target!r} is a folder; give a file name")
     if not os.path.lexists(target):
         return
+    if _writes_in_place(target):
+        return  # /dev/null, a terminal, our own stdout: written directly, nothing replaced
     try:
         mode = os.stat(target).st_mode
     except OSError:
@@ -419,8 +549,8 @@ def common_root(paths: Iterable[str], folders: Iterable[str] = ()) -> str:
     >>> common_root(["/data/a/1.jpg", "/data/b/2.jpg"]) == os.path.abspath("/data")
     True
     """
-    dirs = {os.path.dirname(os.path.abspath(path)) for path in paths}
-    dirs.update(os.path.abspath(folder) for folder in folders)
+    dirs = {os.path.dirname(absolute_path(path)) for path in paths}
+    dirs.update(absolute_path(folder) for folder in folders)
     if not dirs:
         raise OutputError("there are no images to export")
     try:
@@ -594,8 +724,8 @@ def _new_export(
     paths: Iterable[str], dest: str | os.PathLike[str], mode: TreeMode, root: str | None
 ) -> tuple[list[str], TreeExport]:
     files = list(paths)
-    base = os.path.abspath(root) if root is not None else common_root(files)
-    return files, TreeExport(dest=os.path.abspath(os.fspath(dest)), root=base, mode=mode)
+    base = absolute_path(root) if root is not None else common_root(files)
+    return files, TreeExport(dest=absolute_path(os.fspath(dest)), root=base, mode=mode)
 
 
 def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallback | None) -> None:
@@ -604,7 +734,7 @@ def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallbac
     try:
         _make_dirs(target_root, export.created_dirs)
         for path in files:
-            source = os.path.abspath(path)
+            source = absolute_path(path)
             relative = os.path.relpath(source, base)
             if relative == os.pardir or relative.startswith(os.pardir + os.sep):
                 raise OutputError(
@@ -687,7 +817,7 @@ class OutputTransaction:
 
     def temp_for(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> str:
         """A new temporary file beside ``path``, renamed to ``path`` on commit."""
-        target = os.path.abspath(os.fspath(path))
+        target = absolute_path(os.fspath(path))
         try:
             _make_dirs(os.path.dirname(target), self._created_dirs)
             temp = _temp_name(os.path.dirname(target), suffix)
@@ -699,12 +829,25 @@ class OutputTransaction:
 
     @contextlib.contextmanager
     def open(
-        self, path: str | os.PathLike[str], *, newline: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        newline: str | None = None,
+        errors: str = TEXT_ERRORS,
     ) -> Iterator[IO[str]]:
-        """Open the staged temporary file of ``path`` for writing text (UTF-8)."""
+        """Open the staged temporary file of ``path`` for writing text (UTF-8).
+
+        A character device (``/dev/null``) or the process's own standard
+        output is written directly, at once, not on commit.
+        """
+        target = absolute_path(os.fspath(path))
+        if _writes_in_place(target):
+            with _in_place(target, binary=False, newline=newline, errors=errors) as handle:
+                yield handle
+            return
         temp = self.temp_for(path)
         try:
-            with open(temp, "w", encoding="utf-8", newline=newline) as handle:
+            with open(temp, "w", encoding="utf-8", errors=errors, newline=newline) as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -715,6 +858,11 @@ class OutputTransaction:
         """Stage a file of one line per item; returns the number of lines."""
         with self.open(path, newline="\n") as handle:
             return _write_lines(handle, lines)
+
+    def write_path_list(self, path: str | os.PathLike[str], paths: Iterable[str]) -> int:
+        """Stage a list of absolute paths, one a line, that reads back as the same files."""
+        with self.open(path, newline="\n") as handle:
+            return _write_lines(handle, _path_lines(absolute_path(p) for p in paths))
 
     def write_csv(
         self,
@@ -728,7 +876,7 @@ class OutputTransaction:
 
     def write_json(self, path: str | os.PathLike[str], data: Any) -> None:
         """Stage a JSON file."""
-        with self.open(path) as handle:
+        with self.open(path, errors=JSON_ERRORS) as handle:
             _dump_json(handle, data)
 
     def export_tree(

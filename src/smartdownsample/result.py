@@ -177,6 +177,10 @@ class SelectionResult:
         The parameters used.
     n_cached : int
         Images whose features came from the cache.
+    merged : tuple of (int, int)
+        Paths dropped because they name the same file as a kept path (a hard
+        link, a symbolic link, a linked folder): (index of the dropped path,
+        index of the kept path), both in the caller's list.
     timings : dict of str to float
         Seconds spent per stage.
     """
@@ -198,6 +202,7 @@ class SelectionResult:
     n_input: int = 0
     n_cached: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    merged: tuple[tuple[int, int], ...] = ()
 
     @property
     def selected_indices(self) -> list[int]:
