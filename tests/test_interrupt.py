@@ -741,3 +741,75 @@ def test_ctrl_c_at_every_instant_of_saving_features(source: Source, fast_folder:
             break
     assert at > 10
     assert not problems, "\n".join(problems)
+
+
+def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every entry under ``folder``: content (a link's target, nothing for a folder) and inode."""
+    found: dict[str, tuple[bytes, int]] = {}
+    for parent, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(parent, name)
+            info = os.lstat(path)
+            if os.path.islink(path):
+                data = os.readlink(path).encode()
+            elif os.path.isdir(path):
+                data = b""
+            else:
+                data = Path(path).read_bytes()
+            found[os.path.relpath(path, folder)] = (data, info.st_ino)
+    return found
+
+
+def _content(state: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
+    """Names and contents (a record's inode numbers and times vary from run to run)."""
+    return {
+        name: b"record" if os.path.basename(name) == RECORD_NAME else data
+        for name, (data, _) in state.items()
+    }
+
+
+@pytest.mark.parametrize("mode", ["copy", "link"])
+def test_ctrl_c_at_every_instant_of_an_overwrite(
+    mode: str, source: Source, fast_folder: Path
+) -> None:
+    """Interrupted anywhere while replacing the outputs of an earlier run, the earlier
+    outputs are all back (the same files: same inodes) or the new ones all in place
+    (issue 11, item 3)."""
+    earlier = [source.paths[i] for i in (0, 1, 2, N_DISTINCT + 5)]
+    chosen = [source.paths[i] for i in (1, 2, 3, 4, N_DISTINCT + 5)]  # 3 replaced, 2 new, 1 gone
+    root = str(source.root)
+    out = fast_folder / "out"
+    out.mkdir()
+    _write_outputs(earlier, root, out, mode)
+    _write_outputs(chosen, root, out, mode)
+    complete = _content(_state(out))
+    assert os.path.relpath(earlier[0], root) not in {
+        os.path.relpath(name, "tree") for name in complete
+    }
+    shutil.rmtree(out)
+
+    problems: list[str] = []
+    at = 0
+    while True:
+        at += 1
+        out.mkdir()
+        _write_outputs(earlier, root, out, mode)
+        before = _state(out)
+        hook = _InterruptAt(at)
+        sys.setprofile(hook)
+        try:
+            _write_outputs(chosen, root, out, mode)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.setprofile(None)
+        left = _state(out)
+        if left != before and _content(left) != complete:
+            changed = sorted(set(left.items()) ^ set(before.items()))
+            problems.append(f"interrupted after {hook.where} (instant {at}): {changed[:3]}")
+        shutil.rmtree(out)
+        if not hook.where:
+            break
+    assert at > 20
+    assert not problems, "\n".join(problems)
+    assert _stamps(source.root) == source.stamps

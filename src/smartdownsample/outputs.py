@@ -694,23 +694,12 @@ class TreeExport:
 
     def undo(self) -> None:
         """Remove what this export created and put back every file it replaced or removed."""
-        for path in reversed(self.created_files):
-            _remove_file(path)
-        for aside, path in reversed(self.replaced):
-            if os.path.lexists(aside):
-                try:
-                    os.replace(aside, path)
-                except OSError as exc:
-                    logger.warning(
-                        "could not put back %s (it is in %s): %s", path, aside, exc.strerror or exc
-                    )
+        _put_back(self.created_files, self.replaced)
         for folder in reversed(self.created_dirs):
             try:
                 os.rmdir(folder)
             except OSError as exc:
                 logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
-        self.created_files.clear()
-        self.replaced.clear()
         self.created_dirs.clear()
 
     def finish(self) -> None:
@@ -778,19 +767,56 @@ def _refuse_links(dest: str, folder: str, checked: set[str]) -> None:
         checked.add(current)
 
 
-def _place(temp: str, target: str, export: TreeExport) -> None:
-    """Rename ``temp`` to ``target``; an existing ``target`` is moved aside first (undo)."""
+def _place(temp: str, target: str, created: list[str], replaced: list[tuple[str, str]]) -> None:
+    """Rename ``temp`` to ``target``; an existing ``target`` is first moved aside.
+
+    ``created`` gets ``target`` if it is new, ``replaced`` the pair ``(aside,
+    target)`` otherwise, each *before* the rename: a roll-back after any
+    instant removes the new file and puts the old one back.
+    """
     try:
         info = os.lstat(target)
     except FileNotFoundError:
-        export.created_files.append(target)  # first: Ctrl-C right after the rename removes it
+        created.append(target)
     else:
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
         aside = _temp_name(os.path.dirname(target), ".old")
-        export.replaced.append((aside, target))  # first: undo puts it back whatever happens
+        replaced.append((aside, target))
         os.replace(target, aside)
     os.replace(temp, target)
+
+
+def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> None:
+    """Undo :func:`_place`: remove the new files, put the old ones back."""
+    for path in reversed(created):
+        _remove_file(path)
+    for aside, path in reversed(replaced):
+        if os.path.lexists(aside):
+            try:
+                os.replace(aside, path)
+            except OSError as exc:
+                logger.warning(
+                    "could not put back %s (it is in %s): %s", path, aside, exc.strerror or exc
+                )
+    created.clear()
+    replaced.clear()
+
+
+def _until_done(action: Callable[[], None]) -> KeyboardInterrupt | None:
+    """Run an idempotent clean-up to its end even if Ctrl-C lands in it; return the Ctrl-C.
+
+    Used once the outputs are committed: what is left to do (deleting the
+    replaced files moved aside) must not be left half done.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            action()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        else:
+            return interrupted
 
 
 def _copy_file(source: str, target: str, export: TreeExport) -> None:
@@ -798,7 +824,7 @@ def _copy_file(source: str, target: str, export: TreeExport) -> None:
     try:
         shutil.copyfile(source, temp)  # opens source read-only
         shutil.copystat(source, temp)  # keeps modification times
-        _place(temp, target, export)
+        _place(temp, target, export.created_files, export.replaced)
     except BaseException:
         _remove_file(temp)
         raise
@@ -818,7 +844,7 @@ def _link_file(source: str, target: str, export: TreeExport) -> Literal["hard", 
                 raise
             os.symlink(source, temp)
             kind = "symbolic"
-        _place(temp, target, export)
+        _place(temp, target, export.created_files, export.replaced)
     except BaseException:
         if os.path.lexists(temp):
             _remove_file(temp)
@@ -991,7 +1017,9 @@ def export_tree(
     except BaseException:
         export.undo()
         raise
-    export.finish()
+    interrupted = _until_done(export.finish)
+    if interrupted is not None:
+        raise interrupted
     return export
 
 
@@ -1085,6 +1113,7 @@ class OutputTransaction:
         self._staged: list[tuple[str, str]] = []
         self._trees: list[TreeExport] = []
         self._created_dirs: list[str] = []
+        self._replaced: list[tuple[str, str]] = []
         self.committed = False
 
     def __enter__(self) -> OutputTransaction:
@@ -1163,25 +1192,36 @@ class OutputTransaction:
         return export
 
     def commit(self) -> None:
-        """Rename every staged file into place: all of them, or (on failure) none."""
+        """Rename every staged file into place: all of them, or (on failure) none.
+
+        Files replaced are moved aside first and deleted only once all are in
+        place; on failure they are put back.
+        """
         placed: list[str] = []
+        self._replaced.clear()
         target = ""
         try:
             for temp, target in self._staged:
                 _set_mode(temp)  # writers that made their own temp file use 0600
-                if not os.path.lexists(target):
-                    placed.append(target)  # first: undone even if interrupted after the rename
-                os.replace(temp, target)
+                _place(temp, target, placed, self._replaced)
         except BaseException as exc:
-            for path in placed:
-                _remove_file(path)
+            _put_back(placed, self._replaced)
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
             raise
         self.committed = True
-        self._staged.clear()
+        interrupted = _until_done(self._clean_up_after_commit)
+        if interrupted is not None:
+            raise interrupted
+
+    def _clean_up_after_commit(self) -> None:
+        """Delete the files moved aside (idempotent: run again if interrupted)."""
+        for aside, _ in self._replaced:
+            _remove_file(aside)
         for export in self._trees:
             export.finish()
+        self._staged.clear()
+        self._replaced.clear()
         self._trees.clear()
         self._created_dirs.clear()
 
