@@ -307,7 +307,7 @@ def test_a_file_of_an_earlier_copy_changed_since_is_kept(
     assert code == 0, err
     assert files_under(dest) == relative_selection(preview, photos) | {edited}
     assert (dest / edited).read_bytes().endswith(b"my edit")
-    assert "kept 1 files of an earlier run changed since" in out
+    assert f"kept 1 file of an earlier run changed since (e.g. {Path(edited)})" in out
 
 
 def test_a_record_never_removes_anything_outside_the_folder(tmp_path: Path) -> None:
@@ -342,6 +342,22 @@ def test_a_record_never_removes_anything_outside_the_folder(tmp_path: Path) -> N
     assert export.n_removed == 0
     assert victim.read_bytes() == b"mine" and (linked / "b.jpg").read_bytes() == b"mine"
     assert (dest / "cam" / "a.jpg").read_bytes() == b"a"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names that are not UTF-8")
+def test_the_record_keeps_names_that_are_not_utf8(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    odd = os.path.join(os.fsencode(source), b"caf\xe9.jpg")
+    with open(odd, "wb") as handle:
+        handle.write(b"odd")
+    (source / "plain.jpg").write_bytes(b"plain")
+    dest = tmp_path / "dest"
+    export_tree([os.fsdecode(odd)], dest, mode="copy", root=str(source))
+    (dest / RECORD_NAME).read_text(encoding="ascii")  # surrogates escaped, valid JSON
+    again = export_tree([str(source / "plain.jpg")], dest, mode="copy", root=str(source))
+    assert again.n_removed == 1 and again.kept_other == []
+    assert sorted(os.listdir(os.fsencode(dest))) == [os.fsencode(RECORD_NAME), b"plain.jpg"]
 
 
 # ---------------------------------------------------------------- item 12: one run at a time

@@ -922,8 +922,8 @@ def _write_common(
             "hard_links": export.n_hardlinks,
             "symbolic_links": export.n_symlinks,
             "removed_from_earlier_run": export.n_removed,
-            "kept_changed_from_earlier_run": export.kept_changed,
-            "kept_other_files": export.kept_other,
+            "kept_changed_from_earlier_run": len(export.kept_changed),
+            "kept_other_files": len(export.kept_other),
         }
     return written
 

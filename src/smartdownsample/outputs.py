@@ -442,7 +442,20 @@ def check_output_file(
 # ---------------------------------------------------------------- lock
 
 
-def _try_lock(fd: int) -> bool:
+LOCKS_UNSUPPORTED = frozenset(
+    code
+    for code in (
+        getattr(errno, "ENOLCK", None),  # a network file system without a lock service
+        getattr(errno, "ENOSYS", None),
+        getattr(errno, "ENOTSUP", None),
+        getattr(errno, "EOPNOTSUPP", None),
+    )
+    if code is not None
+)
+"""Lock errors after which the run goes on unlocked (with a warning) rather than fail."""
+
+
+def _try_lock(fd: int, path: str) -> bool:
     """Take the OS lock on ``fd`` without waiting; False if another process holds it."""
     try:
         if sys.platform == "win32":
@@ -458,7 +471,14 @@ def _try_lock(fd: int) -> bool:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLK", errno.EAGAIN)):
             return False
-        raise
+        if exc.errno not in LOCKS_UNSUPPORTED:
+            raise
+        logger.warning(
+            "cannot lock %s (%s); a second run writing into the same folder at the same time "
+            "would not be noticed",
+            path,
+            exc.strerror or exc,
+        )
     return True
 
 
@@ -521,7 +541,7 @@ class FolderLock:
             _make_dirs(self.folder, self._created)
             while self._fd is None:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-                if not _try_lock(fd):
+                if not _try_lock(fd, self.path):
                     holder = _holder(fd)
                     os.close(fd)
                     raise OutputError(
@@ -679,15 +699,15 @@ class TreeExport:
                 parts.append(f"{self.n_present:,} already there")
             line = f"linked {self.n_files:,} images into {self.dest} ({', '.join(parts)})"
         if self.n_removed:
-            line += f"; removed {self.n_removed:,} images of an earlier run"
+            line += f"; removed {_count(self.n_removed, 'image')} of an earlier run"
         if self.kept_changed:
             line += (
-                f"; kept {len(self.kept_changed):,} files of an earlier run changed since "
-                f"(e.g. {self.kept_changed[0]})"
+                f"; kept {_count(len(self.kept_changed), 'file')} of an earlier run changed "
+                f"since (e.g. {self.kept_changed[0]})"
             )
         if self.kept_other:
             line += (
-                f"; kept {len(self.kept_other):,} other files this tool did not write "
+                f"; kept {_count(len(self.kept_other), 'other file')} this tool did not write "
                 f"(e.g. {self.kept_other[0]})"
             )
         return line
@@ -718,6 +738,10 @@ class TreeExport:
         self.removed.clear()
         self.created_files.clear()
         self.created_dirs.clear()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _make_dirs(folder: str, created: list[str]) -> None:
