@@ -1460,9 +1460,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = arguments
     started = time.perf_counter()
     handler: Callable[[argparse.Namespace, float], int] = args.handler
-    with _logging(args), _stop_signals(), contextlib.ExitStack() as cleanup:
-        args.cleanup = cleanup  # output folder locks, released after any roll-back
-        return _handle_errors(args, lambda: handler(args, started))
+
+    def run() -> int:
+        with contextlib.ExitStack() as cleanup:
+            args.cleanup = cleanup  # output folder locks, released after any roll-back
+            return handler(args, started)
+
+    with _logging(args), _stop_signals():
+        return _handle_errors(args, run)
 
 
 @contextlib.contextmanager

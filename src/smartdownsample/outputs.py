@@ -563,12 +563,21 @@ class FolderLock:
             raise
 
     def release(self) -> None:
-        """Remove the lock file, drop the lock, remove the folder if we made it and it is empty."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
+        """Remove the lock file, drop the lock, remove the folder if we made it and it is empty.
+
+        Finished even if Ctrl-C lands in the middle (which is then raised).
+        """
+        interrupted = _until_done(self._release)
+        if interrupted is not None:
+            raise interrupted
+
+    def _release(self) -> None:
+        if self._fd is not None:
             if sys.platform != "win32":  # while still locked: no one opens the old file
                 _remove_file(self.path)
-            os.close(fd)
+            with contextlib.suppress(OSError):  # closed already if interrupted right after
+                os.close(self._fd)
+            self._fd = None
             if sys.platform == "win32":
                 _remove_file(self.path)
         for folder in reversed(self._created):
