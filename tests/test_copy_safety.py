@@ -151,12 +151,34 @@ def test_nothing_is_written_through_a_linked_folder_inside_dest(
         capsys, "select", photos, "--target", 6, *FAST, option, dest, "--overwrite",
         "--out", tmp_path / "selected.txt",
     )  # fmt: skip
-    assert code == 1, err
+    assert code == 2, err  # refused before decoding
     line = one_line(err)
-    assert "symbolic link" in line and str(dest) in line
+    assert "symbolic link" in line and str(dest) in line and option in line
     assert snapshot(outside) == outside_before
     assert files_under(dest) == dest_before
     assert not (tmp_path / "selected.txt").exists()
+    assert temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", ["copy", "link"])
+def test_export_refuses_a_linked_folder_and_undoes_everything(tmp_path: Path, mode: str) -> None:
+    """The export's own check (the library has no CLI check before it)."""
+    source = tmp_path / "src"
+    for name in ("a", "b"):
+        (source / name).mkdir(parents=True)
+        (source / name / "x.jpg").write_bytes(name.encode())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    (dest / "b").mkdir(parents=True)
+    (dest / "b" / "x.jpg").write_bytes(b"earlier")
+    os.symlink(outside, dest / "a", target_is_directory=True)
+    before = snapshot(dest)
+    paths = [str(source / "b" / "x.jpg"), str(source / "a" / "x.jpg")]  # b first: replaced
+    with pytest.raises(OutputError, match=r"is a symbolic link .*remove the link"):
+        export_tree(paths, dest, mode="link" if mode == "link" else "copy", root=str(source))
+    assert os.listdir(outside) == []
+    assert snapshot(dest) == before
     assert temporaries(tmp_path) == []
 
 

@@ -47,6 +47,7 @@ from .listing import IMAGE_EXTENSIONS, find_images, is_image_name, list_sources
 from .outputs import (
     OutputTransaction,
     TreeExport,
+    check_no_links,
     check_output_dir,
     check_output_file,
     common_root,
@@ -747,6 +748,12 @@ class _Outputs:
             if folder:  # last: the lock creates the folder; held until the command ends
                 lock = lock_output_dir(folder, option=option, overwrite=self.overwrite)
                 self.locks.callback(lock.release)
+                check_no_links(
+                    folder,
+                    {os.path.dirname(path) for path in image_paths},
+                    option=option,
+                    root=common_root(image_paths, source_folders),
+                )
 
 
 def _chart_path(path: str, name: str) -> str:

@@ -49,6 +49,7 @@ __all__ = [
     "OutputTransaction",
     "TreeExport",
     "atomic_file",
+    "check_no_links",
     "check_output_dir",
     "check_output_file",
     "common_root",
@@ -772,6 +773,34 @@ def _make_dirs(folder: str, created: list[str]) -> None:
                 raise
 
 
+def check_no_links(
+    dest: str | os.PathLike[str], folders: Iterable[str], *, option: str, root: str
+) -> None:
+    """Refuse an output folder where an export of files in ``folders`` would meet a link.
+
+    ``folders`` are the folders of the input images, ``root`` the folder
+    whose structure the export keeps: the same check as the export makes,
+    before any image is decoded.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the link and the fix.
+    """
+    target = os.path.abspath(os.fspath(dest))
+    if not os.path.isdir(target):
+        return
+    checked: set[str] = set()
+    for folder in folders:
+        relative = os.path.relpath(os.path.abspath(folder), root)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            continue
+        try:
+            _refuse_links(target, os.path.join(target, relative), checked)
+        except OutputError as exc:
+            raise InvalidArgumentError(f"{option} folder {os.fspath(dest)!r}: {exc}") from None
+
+
 def _refuse_links(dest: str, folder: str, checked: set[str]) -> None:
     """Refuse a folder under ``dest`` reached through a symbolic link.
 
@@ -789,8 +818,8 @@ def _refuse_links(dest: str, folder: str, checked: set[str]) -> None:
             continue
         try:
             info = os.lstat(current)
-        except FileNotFoundError:
-            return  # made by us from here on
+        except (FileNotFoundError, NotADirectoryError):
+            return  # made by us from here on (or a file in the way: the export says so)
         if stat.S_ISLNK(info.st_mode):
             raise OutputError(
                 f"{current!r} is a symbolic link (to {os.path.realpath(current)!r}); nothing "
@@ -954,8 +983,8 @@ def _retire_earlier(export: TreeExport) -> None:
         try:
             _refuse_links(export.dest, os.path.dirname(path), checked)
             unchanged = _identity(path) == identity
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone since
         except OutputError:
             unchanged = False
         if not unchanged:
