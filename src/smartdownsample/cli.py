@@ -353,7 +353,9 @@ def _add_output_options(parser: argparse.ArgumentParser, *, per_class: bool = Fa
     group.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing output files and write into non-empty output folders",
+        help="replace existing output files and write into non-empty output folders (a copy "
+        "or link folder then holds the new selection: what an earlier run put there is "
+        "removed, files this tool did not write are kept)",
     )
 
 

@@ -456,12 +456,18 @@ LOCKS_UNSUPPORTED = frozenset(
 """Lock errors after which the run goes on unlocked (with a warning) rather than fail."""
 
 
+WINDOWS_LOCK_OFFSET = 1 << 20
+"""Byte locked on Windows, past the pid: Windows locks are mandatory, and the pid at
+the start of the file must stay readable for the message of a second run."""
+
+
 def _try_lock(fd: int, path: str) -> bool:
     """Take the OS lock on ``fd`` without waiting; False if another process holds it."""
     try:
         if sys.platform == "win32":
             import msvcrt
 
+            os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         else:
             import fcntl
@@ -555,6 +561,7 @@ class FolderLock:
                 else:  # the previous holder removed the file between our open and lock
                     os.close(fd)
             os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
             os.write(self._fd, f"{os.getpid()}\n".encode("ascii"))
         except OSError as exc:
             self.release()
