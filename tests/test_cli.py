@@ -16,7 +16,7 @@ from PIL import Image
 
 from smartdownsample import __version__
 from smartdownsample.cli import CACHE_ENV, default_cache_path, main, resolve_target
-from smartdownsample.outputs import TEMP_PREFIX
+from smartdownsample.outputs import RECORD_NAME, TEMP_PREFIX
 from smartdownsample.result import SelectionResult
 from smartdownsample.synthetic import make_dataset
 
@@ -65,7 +65,12 @@ def images_under(folder: Path) -> list[Path]:
 
 
 def relative_files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    """Files under ``folder``, without the record of what this tool exported there."""
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p != folder / RECORD_NAME
+    }
 
 
 def snapshot(paths: list[Path]) -> dict[Path, tuple[bytes, int, int]]:
@@ -579,7 +584,7 @@ def test_demo_makes_outputs_and_reuses_its_data_set(
     assert "kept 6 of 60 images" in out
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
 
-    code, out, err = run(capsys, "demo", folder, "--target", 10, "--no-progress")
+    code, out, err = run(capsys, "demo", folder, "--target", 10, "--no-progress", "--overwrite")
     assert code == 0, err
     assert "reusing the demo data set" in err
     assert "features from cache: 60" in out

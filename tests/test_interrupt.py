@@ -47,7 +47,7 @@ import pytest
 from smartdownsample.api import downsample
 from smartdownsample.cache import cache_info
 from smartdownsample.listing import list_sources
-from smartdownsample.outputs import OutputTransaction
+from smartdownsample.outputs import LOCK_NAME, RECORD_NAME, OutputTransaction
 from smartdownsample.synthetic import make_dataset
 
 pytestmark = pytest.mark.skipif(
@@ -78,6 +78,9 @@ POLL_SECONDS = 0.002
 
 INTERRUPTED = 130
 INTERRUPT_MESSAGE = "smartdownsample: error: interrupted; no output files were written"
+TERMINATED = 143
+"""128 + SIGTERM: a stop signal (``kill``, ``timeout``) is handled like Ctrl-C."""
+TERMINATE_MESSAGE = "smartdownsample: error: stopped by SIGTERM; no output files were written"
 CACHE_FILES = ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm")
 
 
@@ -203,8 +206,9 @@ def _run(
     *,
     trigger: Callable[[subprocess.Popen[bytes]], bool] | None = None,
     to_group: bool = True,
+    signum: int = signal.SIGINT,
 ) -> Outcome:
-    """Run ``command``; when ``trigger`` returns True, send SIGINT.
+    """Run ``command``; when ``trigger`` returns True, send ``signum`` (SIGINT).
 
     ``trigger`` is polled until it returns True or the process ends.
     """
@@ -225,9 +229,9 @@ def _run(
                     children = _children(process.pid)
                     sent = time.monotonic()
                     if to_group:
-                        os.killpg(process.pid, signal.SIGINT)
+                        os.killpg(process.pid, signum)
                     else:
-                        process.send_signal(signal.SIGINT)
+                        process.send_signal(signum)
                     process.wait(RUN_TIMEOUT)
                     stop_seconds = time.monotonic() - sent
             process.wait(RUN_TIMEOUT)
@@ -255,12 +259,18 @@ def _after_cache_appears(cache: Path, delay: float) -> Callable[[Any], bool]:
 
 
 def _after_copying_starts(folder: Path, delay: float) -> Callable[[Any], bool]:
-    """True ``delay`` seconds after the copy folder appears."""
+    """True ``delay`` seconds after the first copied folder appears in the copy folder.
+
+    (The copy folder itself is made, and locked, before the features are computed.)
+    """
     seen: list[float] = []
 
     def ready(_: Any) -> bool:
         if not seen:
-            if not folder.exists():
+            try:
+                if set(os.listdir(folder)) <= {LOCK_NAME}:
+                    return False
+            except FileNotFoundError:
                 return False
             seen.append(time.monotonic())
         return time.monotonic() - seen[0] >= delay
@@ -343,11 +353,18 @@ def _check_no_workers_left(children: list[int]) -> None:
     assert not [pid for pid in children if _alive(pid)], "worker processes outlived the run"
 
 
-def _check_interrupted(outcome: Outcome, out: Path, cache_dir: Path, source: Source) -> int:
+def _check_interrupted(
+    outcome: Outcome, out: Path, cache_dir: Path, source: Source, signum: int = signal.SIGINT
+) -> int:
     """Everything an interrupted run must leave; returns the cache's entries."""
-    assert outcome.returncode == INTERRUPTED, outcome.stderr
+    code, message = (
+        (TERMINATED, TERMINATE_MESSAGE)
+        if signum == signal.SIGTERM
+        else (INTERRUPTED, INTERRUPT_MESSAGE)
+    )
+    assert outcome.returncode == code, outcome.stderr
     assert outcome.stop_seconds is not None and outcome.stop_seconds < STOP_SECONDS
-    assert outcome.stderr.strip().splitlines() == [INTERRUPT_MESSAGE], outcome.stderr
+    assert outcome.stderr.strip().splitlines() == [message], outcome.stderr
     left = _leftovers(out)
     assert left == [], f"outputs or temporary files were left behind: {left[-3:]}"
     assert set(os.listdir(cache_dir)) <= set(CACHE_FILES)
@@ -366,6 +383,7 @@ def _check_complete(out: Path, source: Source, expected: list[str], copied: bool
             os.path.relpath(os.path.join(parent, name), out / "copy")
             for parent, _, names in os.walk(out / "copy")
             for name in names
+            if os.path.join(parent, name) != str(out / "copy" / RECORD_NAME)
         )
         assert files == wanted
     names = {name for name in os.listdir(out) if name.startswith(".")}
@@ -383,6 +401,7 @@ class Point:
     phase: str  # "workers" start, "cache" file appears, "copy" folder appears
     delay: float  # seconds after the phase starts (fraction of extraction time for "cache")
     to_group: bool
+    signum: int = signal.SIGINT
 
 
 POINTS = [
@@ -390,6 +409,8 @@ POINTS = [
     Point("mid-extraction-kill", "cache", 0.35, False),
     Point("late-extraction", "cache", 0.7, True),
     Point("copying", "copy", 0.15, True),
+    Point("copying-sigterm", "copy", 0.15, False, signal.SIGTERM),
+    Point("extraction-sigterm-group", "cache", 0.5, True, signal.SIGTERM),
 ]
 
 
@@ -412,11 +433,11 @@ def test_ctrl_c_leaves_nothing_and_the_next_run_resumes(
     else:
         trigger = _after_copying_starts(out / "copy", point.delay)
 
-    first = _run(command, trigger=trigger, to_group=point.to_group)
+    first = _run(command, trigger=trigger, to_group=point.to_group, signum=point.signum)
     if first.returncode == 0:  # finished before the signal: it must then be complete
         _check_complete(out, source, expected, copied=True)
         return
-    entries = _check_interrupted(first, out, cache_dir, source)
+    entries = _check_interrupted(first, out, cache_dir, source, point.signum)
     if point.phase == "copy":
         assert entries == len(source.paths)  # features were all saved before the outputs
     elif point.phase == "cache":
@@ -721,3 +742,75 @@ def test_ctrl_c_at_every_instant_of_saving_features(source: Source, fast_folder:
             break
     assert at > 10
     assert not problems, "\n".join(problems)
+
+
+def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every entry under ``folder``: content (a link's target, nothing for a folder) and inode."""
+    found: dict[str, tuple[bytes, int]] = {}
+    for parent, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(parent, name)
+            info = os.lstat(path)
+            if os.path.islink(path):
+                data = os.readlink(path).encode()
+            elif os.path.isdir(path):
+                data = b""
+            else:
+                data = Path(path).read_bytes()
+            found[os.path.relpath(path, folder)] = (data, info.st_ino)
+    return found
+
+
+def _content(state: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
+    """Names and contents (a record's inode numbers and times vary from run to run)."""
+    return {
+        name: b"record" if os.path.basename(name) == RECORD_NAME else data
+        for name, (data, _) in state.items()
+    }
+
+
+@pytest.mark.parametrize("mode", ["copy", "link"])
+def test_ctrl_c_at_every_instant_of_an_overwrite(
+    mode: str, source: Source, fast_folder: Path
+) -> None:
+    """Interrupted anywhere while replacing the outputs of an earlier run, the earlier
+    outputs are all back (the same files: same inodes) or the new ones all in place
+    (issue 11, item 3)."""
+    earlier = [source.paths[i] for i in (0, 1, 2, N_DISTINCT + 5)]
+    chosen = [source.paths[i] for i in (1, 2, 3, 4, N_DISTINCT + 5)]  # 3 replaced, 2 new, 1 gone
+    root = str(source.root)
+    out = fast_folder / "out"
+    out.mkdir()
+    _write_outputs(earlier, root, out, mode)
+    _write_outputs(chosen, root, out, mode)
+    complete = _content(_state(out))
+    assert os.path.relpath(earlier[0], root) not in {
+        os.path.relpath(name, "tree") for name in complete
+    }
+    shutil.rmtree(out)
+
+    problems: list[str] = []
+    at = 0
+    while True:
+        at += 1
+        out.mkdir()
+        _write_outputs(earlier, root, out, mode)
+        before = _state(out)
+        hook = _InterruptAt(at)
+        sys.setprofile(hook)
+        try:
+            _write_outputs(chosen, root, out, mode)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.setprofile(None)
+        left = _state(out)
+        if left != before and _content(left) != complete:
+            changed = sorted(set(left.items()) ^ set(before.items()))
+            problems.append(f"interrupted after {hook.where} (instant {at}): {changed[:3]}")
+        shutil.rmtree(out)
+        if not hook.where:
+            break
+    assert at > 20
+    assert not problems, "\n".join(problems)
+    assert _stamps(source.root) == source.stamps

@@ -15,6 +15,7 @@ from PIL import Image
 
 from smartdownsample import InvalidArgumentError
 from smartdownsample.outputs import (
+    RECORD_NAME,
     TEMP_PREFIX,
     OutputError,
     OutputTransaction,
@@ -58,7 +59,12 @@ def _snapshot(paths: list[Path]) -> dict[Path, tuple[bytes, int]]:
 
 
 def _files_under(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Files under ``folder``, without the record of what this tool exported there."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p != folder / RECORD_NAME
+    )
 
 
 # ---------------------------------------------------------------- atomic files
@@ -285,7 +291,7 @@ def test_transaction_commits_together(tmp_path: Path) -> None:
         outputs.write_csv(tmp_path / "o" / "m.csv", [{"path": "a"}])
         outputs.export_tree([str(images[0])], tmp_path / "copy", mode="copy")
         assert not (tmp_path / "o" / "sel.txt").exists()  # staged only
-        assert len(outputs.targets) == 2
+        assert len(outputs.targets) == 3  # the list, the manifest and the copy's record
         outputs.commit()
     assert (tmp_path / "o" / "sel.txt").read_text() == "a\n"
     assert (tmp_path / "o" / "m.csv").read_text().splitlines() == ["path", "a"]

@@ -1,7 +1,9 @@
 """The ``smartdownsample`` command: ``select``, ``balance`` and ``demo``.
 
 ``main(argv)`` parses the arguments, runs the sub-command and returns the
-exit code: 0 done, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C). Errors
+exit code: 0 done, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C), 143
+stopped by SIGTERM, 129 by SIGHUP (128 + the signal number, as shells report;
+these signals are handled like Ctrl-C: every output is rolled back). Errors
 are one line on stderr naming the bad path or value and the fix; ``--debug``
 adds the traceback. Progress bars and log messages go to stderr; selected
 paths go to stdout (or ``--out``), the summary to stdout (to stderr when the
@@ -22,7 +24,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -53,10 +57,12 @@ from .listing import (
 from .outputs import (
     OutputTransaction,
     TreeExport,
+    check_no_links,
     check_output_dir,
     check_output_file,
     check_path_list,
     common_root,
+    lock_output_dir,
 )
 from .report import count_noun, shortfall, summary_dict
 
@@ -75,6 +81,13 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, what shells report for a command stopped by Ctrl-C."""
+
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals handled like Ctrl-C (outputs rolled back, exit 128 + the signal number):
+``kill``, ``timeout``, a closed terminal, a service manager stopping the job."""
+
+SIGNAL_EXIT_BASE = 128
+"""Exit code of a command stopped by signal N is 128 + N, as shells report it."""
 
 DEFAULT_WORKERS = 4
 """Decoding workers (the library's default; 0 means one per core)."""
@@ -140,6 +153,18 @@ def in_flag_words(message: str) -> str:
 
 class CommandError(SmartDownsampleError):
     """The command could not do its job (exit code 1); the message says why and what to do."""
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be.
+
+    Being a KeyboardInterrupt, it takes every clean-up path Ctrl-C takes
+    (worker processes stopped, outputs rolled back, cache closed).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 # ---------------------------------------------------------------- argument parsing
@@ -247,7 +272,8 @@ examples:
 
 Makes a synthetic camera-trap data set in DIR/images (or reuses the one made
 before), selects from it and writes DIR/selected.txt, DIR/manifest.csv,
-DIR/report.json, DIR/distribution.png and DIR/thumbnails.png."""
+DIR/report.json, DIR/distribution.png and DIR/thumbnails.png (existing ones
+only with --overwrite)."""
 
 MAIN_EXAMPLES = """\
 commands:
@@ -380,7 +406,9 @@ def _add_output_options(parser: argparse.ArgumentParser, *, per_class: bool = Fa
     group.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace existing output files and write into non-empty output folders",
+        help="replace existing output files and write into non-empty output folders (a copy "
+        "or link folder then holds the new selection: what an earlier run put there is "
+        "removed, files this tool did not write are kept)",
     )
 
 
@@ -507,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_fraction,
         metavar="F",
         help=f"keep this share of the images (default {DEMO_FRACTION})",
+    )
+    demo.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of an earlier demo run in DIR",
     )
     _add_run_options(demo, backend=False)
     _add_verbosity(demo)
@@ -697,6 +730,8 @@ class _Outputs:
     distribution: str | None
     thumbnails: str | None
     overwrite: bool
+    locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """Locks held on the copy and link folders, released when the command ends."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Outputs:
@@ -714,6 +749,7 @@ class _Outputs:
             distribution=args.distribution,
             thumbnails=args.thumbnails,
             overwrite=args.overwrite,
+            locks=getattr(args, "cleanup", None) or contextlib.ExitStack(),
         )
         seen: dict[str, str] = {}
         for option, path in outputs.named():
@@ -775,6 +811,16 @@ class _Outputs:
                 _refuse_inside(option, chart, source_folders)
                 check_output_file(
                     chart, option=option, image_paths=image_paths, overwrite=self.overwrite
+                )
+        for option, folder in (("--copy-to", self.copy_to), ("--link-to", self.link_to)):
+            if folder:  # last: the lock creates the folder; held until the command ends
+                lock = lock_output_dir(folder, option=option, overwrite=self.overwrite)
+                self.locks.callback(lock.release)
+                check_no_links(
+                    folder,
+                    {os.path.dirname(path) for path in image_paths},
+                    option=option,
+                    root=common_root(image_paths, source_folders),
                 )
 
 
@@ -960,6 +1006,9 @@ def _write_common(
             "copied": export.n_copied,
             "hard_links": export.n_hardlinks,
             "symbolic_links": export.n_symlinks,
+            "removed_from_earlier_run": export.n_removed,
+            "kept_changed_from_earlier_run": len(export.kept_changed),
+            "kept_other_files": len(export.kept_other),
         }
     return written
 
@@ -1514,7 +1563,25 @@ def _demo_dataset(args: argparse.Namespace) -> tuple[list[str], bool]:
     return load_dataset(images).paths, False
 
 
+DEMO_OUTPUTS = ("selected.txt", "manifest.csv", "report.json", "distribution.png", "thumbnails.png")
+"""Files the demo writes into DIR."""
+
+
+def _check_demo_outputs(files: Mapping[str, str], overwrite: bool) -> None:
+    """Refuse to replace an earlier demo's outputs without ``--overwrite``, as select does."""
+    for path in files.values():
+        if os.path.lexists(path) and not overwrite:
+            raise InvalidArgumentError(
+                f"demo output {path!r} already exists; choose another DIR, or pass "
+                "--overwrite to replace the outputs in it"
+            )
+        check_output_file(path, option="demo output", image_paths=(), overwrite=True)
+
+
 def _run_demo(args: argparse.Namespace, started: float) -> int:
+    folder = args.dir
+    files = {name: os.path.join(folder, name) for name in DEMO_OUTPUTS}
+    _check_demo_outputs(files, args.overwrite)
     paths, reused = _demo_dataset(args)
     if reused and not args.quiet:
         print(
@@ -1528,17 +1595,6 @@ def _run_demo(args: argparse.Namespace, started: float) -> int:
     with contextlib.ExitStack() as stack:
         result = _select(args, paths, target, stack, [None])
     selected_at = time.perf_counter()
-    folder = args.dir
-    files = {
-        name: os.path.join(folder, name)
-        for name in (
-            "selected.txt",
-            "manifest.csv",
-            "report.json",
-            "distribution.png",
-            "thumbnails.png",
-        )
-    }
     with OutputTransaction() as tx:
         tx.write_lines(files["selected.txt"], result.selected_paths)
         tx.write_csv(files["manifest.csv"], result.manifest_rows())
@@ -1609,6 +1665,10 @@ def _one_line(text: str) -> str:
 def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
     try:
         return run()
+    except _Stopped as exc:
+        name = signal.Signals(exc.signum).name
+        _error(f"stopped by {name}; no output files were written")
+        return SIGNAL_EXIT_BASE + exc.signum
     except KeyboardInterrupt:
         _error("interrupted; no output files were written")
         return EXIT_INTERRUPTED
@@ -1661,7 +1721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 done, 1 failed, 2 bad usage, 130 interrupted.
+        0 done, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C), 143 stopped by
+        SIGTERM, 129 by SIGHUP.
 
     Examples
     --------
@@ -1683,8 +1744,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = arguments
     started = time.perf_counter()
     handler: Callable[[argparse.Namespace, float], int] = args.handler
-    with _name_safe_streams(), _logging(args):
-        return _handle_errors(args, lambda: handler(args, started))
+
+    def run() -> int:
+        with contextlib.ExitStack() as cleanup:
+            args.cleanup = cleanup  # output folder locks, released after any roll-back
+            return handler(args, started)
+
+    with _name_safe_streams(), _logging(args), _stop_signals():
+        return _handle_errors(args, run)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`_Stopped` while the command runs.
+
+    Only in the main thread (the only one that may set handlers); a signal
+    the caller ignores (``nohup`` ignores SIGHUP) stays ignored. After the
+    first one, further stop signals are ignored so that the roll-back
+    finishes (SIGKILL still ends the process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+
+    def stop(signum: int, frame: object) -> None:
+        for number in numbers:
+            signal.signal(number, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    for number in numbers:
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

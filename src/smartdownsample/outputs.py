@@ -12,6 +12,14 @@ Input images are only ever opened for reading (copies) or not opened at all
 (links). Checks that refuse dangerous destinations (a non-empty folder
 without ``overwrite``, a folder inside a SOURCE, a file that is an input) are
 in :func:`check_output_dir` and :func:`check_output_file`.
+
+A copy or link folder is locked while a run writes into it
+(:class:`FolderLock`), never written through a symbolic link inside it, and
+holds a record of what this tool put there (:data:`RECORD_NAME`): a later
+export into the same folder removes exactly the earlier export's files that
+it does not replace, and keeps every other file. Files that are replaced or
+removed are first moved aside (hidden, beside them) and only deleted when the
+outputs are committed, so a rollback puts every one of them back.
 """
 
 from __future__ import annotations
@@ -36,16 +44,21 @@ from ._paths import absolute_path
 from .report import count_noun
 
 __all__ = [
+    "LOCK_NAME",
+    "RECORD_NAME",
     "TEMP_PREFIX",
+    "FolderLock",
     "OutputError",
     "OutputTransaction",
     "TreeExport",
     "atomic_file",
+    "check_no_links",
     "check_output_dir",
     "check_output_file",
     "check_path_list",
     "common_root",
     "export_tree",
+    "lock_output_dir",
     "write_json",
     "write_manifest",
     "write_path_list",
@@ -83,7 +96,20 @@ LINE_BREAKS = ("\n", "\r")
 LINE_PADDING = (" ", "\t")
 """What the list reader strips around a line: a name ending in one cannot come back."""
 
+RECORD_NAME = ".smartdownsample.json"
+"""File in a copy or link folder listing the files this tool put there (and their
+identity), so that a later export removes exactly those and never a file of the user."""
+
+RECORD_FORMAT = 1
+"""Version of the record's layout; a record of another version is ignored (files kept)."""
+
+LOCK_NAME = ".smartdownsample.lock"
+"""File in a copy or link folder that a run holds an OS lock on while it writes there."""
+
 TreeMode = Literal["copy", "link"]
+Identity = tuple[int, int, int]
+"""Inode, size and modification time (ns) of a file: changed if the file was replaced
+or edited since."""
 ProgressCallback = Callable[[int], None]
 
 
@@ -301,8 +327,9 @@ def _write_rows(
     return count
 
 
-def _dump_json(handle: IO[Any], data: Any) -> None:
-    json.dump(data, handle, indent=2, ensure_ascii=False, allow_nan=False)
+def _dump_json(handle: IO[Any], data: Any, *, ascii_only: bool = False) -> None:
+    # ascii_only: names that are not valid UTF-8 (surrogate escapes) survive as \\udcXX.
+    json.dump(data, handle, indent=2, ensure_ascii=ascii_only, allow_nan=False)
     handle.write("\n")
 
 
@@ -415,6 +442,40 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _refuse_blocked_path(target: str, option: str) -> None:
+    """Refuse a path that cannot be created: a file (or broken link) where a folder must be.
+
+    ``--out f/x.txt`` with ``f`` a file would otherwise fail only when the
+    outputs are written, after all the decoding.
+    """
+    current = os.path.dirname(os.path.abspath(target))
+    while not os.path.exists(current):
+        if os.path.lexists(current):
+            raise InvalidArgumentError(
+                f"{option} {target!r} cannot be created: {current!r} is a broken symbolic "
+                "link; remove it or choose another path"
+            )
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+    if not os.path.isdir(current):
+        raise InvalidArgumentError(
+            f"{option} {target!r} cannot be created: {current!r} is a file, not a folder; "
+            "choose another path"
+        )
+
+
+def _refuse_non_empty(target: str, option: str) -> None:
+    """Refuse a folder holding anything but the lock file of a run (without ``overwrite``)."""
+    with os.scandir(target) as entries:
+        if any(entry.name != LOCK_NAME for entry in entries):
+            raise InvalidArgumentError(
+                f"{option} folder {target!r} is not empty; choose a new or empty folder, "
+                "or pass --overwrite to write into it"
+            )
+
+
 def check_output_dir(
     dest: str | os.PathLike[str],
     *,
@@ -452,6 +513,7 @@ def check_output_dir(
         raise InvalidArgumentError(
             f"{option} {target!r} is a file, not a folder; give a folder path"
         )
+    _refuse_blocked_path(target, option)
     for folder in source_folders:
         if _inside(real, _real(folder)):
             raise InvalidArgumentError(
@@ -472,12 +534,7 @@ def check_output_dir(
                 "new folder outside the input folders"
             )
     if os.path.isdir(target) and not overwrite:
-        with os.scandir(target) as entries:
-            if next(entries, None) is not None:
-                raise InvalidArgumentError(
-                    f"{option} folder {target!r} is not empty; choose a new or empty folder, "
-                    "or pass --overwrite to write into it"
-                )
+        _refuse_non_empty(target, option)
 
 
 def check_output_file(
@@ -503,6 +560,7 @@ def check_output_file(
     target = os.fspath(path)
     if os.path.isdir(target):
         raise InvalidArgumentError(f"{option} {target!r} is a folder; give a file name")
+    _refuse_blocked_path(target, option)
     if not os.path.lexists(target):
         return
     if _writes_in_place(target):
@@ -531,6 +589,195 @@ def check_output_file(
             raise InvalidArgumentError(
                 f"{option} file {target!r} is one of the input images; choose another name"
             )
+
+
+# ---------------------------------------------------------------- lock
+
+
+LOCKS_UNSUPPORTED = frozenset(
+    code
+    for code in (
+        getattr(errno, "ENOLCK", None),  # a network file system without a lock service
+        getattr(errno, "ENOSYS", None),
+        getattr(errno, "ENOTSUP", None),
+        getattr(errno, "EOPNOTSUPP", None),
+    )
+    if code is not None
+)
+"""Lock errors after which the run goes on unlocked (with a warning) rather than fail."""
+
+
+WINDOWS_LOCK_OFFSET = 1 << 20
+"""Byte locked on Windows, past the pid: Windows locks are mandatory, and the pid at
+the start of the file must stay readable for the message of a second run."""
+
+
+def _try_lock(fd: int, path: str) -> bool:
+    """Take the OS lock on ``fd`` without waiting; False if another process holds it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLK", errno.EAGAIN)):
+            return False
+        if exc.errno not in LOCKS_UNSUPPORTED:
+            raise
+        logger.warning(
+            "cannot lock %s (%s); a second run writing into the same folder at the same time "
+            "would not be noticed",
+            path,
+            exc.strerror or exc,
+        )
+    return True
+
+
+def _holder(fd: int) -> str:
+    """`` (pid N)`` from the lock file of the run holding it, if it wrote its pid yet."""
+    with contextlib.suppress(OSError, ValueError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 32)
+        return f" (pid {int(text.decode('ascii').strip())})"
+    return ""
+
+
+class FolderLock:
+    """An exclusive lock on an output folder: one run at a time writes into it.
+
+    The lock is an OS lock (``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows) on :data:`LOCK_NAME` inside the folder, holding the pid of the
+    run. The OS drops it when the process ends, however it ends, so a lock
+    file left by a killed run is never stale: the next run simply takes it.
+    The folder (and missing parents) is created by :meth:`acquire` and
+    removed again by :meth:`release` if it is then empty.
+
+    Raises
+    ------
+    OutputError
+        From :meth:`acquire`: another run holds the lock (the message names
+        the folder and the pid), or the lock file cannot be written.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = os.path.join(tempfile.mkdtemp(), "copy")
+    >>> with FolderLock(folder, option="--copy-to"):
+    ...     try:
+    ...         FolderLock(folder, option="--copy-to").acquire()
+    ...     except OutputError:
+    ...         print("in use")
+    in use
+    >>> os.path.exists(folder)
+    False
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], *, option: str) -> None:
+        self.folder = os.path.abspath(os.fspath(folder))
+        self.option = option
+        self.path = os.path.join(self.folder, LOCK_NAME)
+        self._fd: int | None = None
+        self._created: list[str] = []
+
+    def __enter__(self) -> FolderLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Create the folder if needed and take the lock, or raise :class:`OutputError`."""
+        try:
+            _make_dirs(self.folder, self._created)
+            while self._fd is None:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                if not _try_lock(fd, self.path):
+                    holder = _holder(fd)
+                    os.close(fd)
+                    raise OutputError(
+                        f"{self.option} folder {self.folder!r} is in use by another "
+                        f"smartdownsample run{holder}; wait until it ends, or choose another "
+                        "folder"
+                    )
+                if _same_file(fd, self.path):
+                    self._fd = fd
+                else:  # the previous holder removed the file between our open and lock
+                    os.close(fd)
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError as exc:
+            self.release()
+            raise OutputError(f"cannot write {self.path}: {_explain(exc)}") from exc
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Remove the lock file, drop the lock, remove the folder if we made it and it is empty.
+
+        Finished even if Ctrl-C lands in the middle (which is then raised).
+        """
+        interrupted = _until_done(self._release)
+        if interrupted is not None:
+            raise interrupted
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            if sys.platform != "win32":  # while still locked: no one opens the old file
+                _remove_file(self.path)
+            with contextlib.suppress(OSError):  # closed already if interrupted right after
+                os.close(self._fd)
+            self._fd = None
+            if sys.platform == "win32":
+                _remove_file(self.path)
+        for folder in reversed(self._created):
+            try:
+                os.rmdir(folder)
+            except OSError as exc:
+                logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
+        self._created.clear()
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (info.st_dev, info.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def lock_output_dir(dest: str | os.PathLike[str], *, option: str, overwrite: bool) -> FolderLock:
+    """Lock an output folder checked by :func:`check_output_dir`; check again it is empty.
+
+    The emptiness check is repeated under the lock: a run that finished
+    between the first check and the lock has filled the folder.
+
+    Raises
+    ------
+    OutputError
+        If another run holds the folder, or the lock cannot be written.
+    InvalidArgumentError
+        If the folder is not empty and ``overwrite`` is false.
+    """
+    lock = FolderLock(dest, option=option)
+    lock.acquire()
+    try:
+        if not overwrite:
+            _refuse_non_empty(os.fspath(dest), option)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 # ---------------------------------------------------------------- trees
@@ -573,8 +820,18 @@ class TreeExport:
     mode : {"copy", "link"}
     n_copied, n_hardlinks, n_symlinks, n_present : int
         Files copied, hard-linked, symbolically linked, or already linked.
+    n_removed : int
+        Files of an earlier export into ``dest`` (listed in its record) that
+        this one removed because it did not select them again.
+    kept_changed : list of str
+        Files of an earlier export that were changed since: kept (relative).
+    kept_other : list of str
+        Files in ``dest`` this tool did not write: kept (relative).
     created_files, created_dirs : list of str
         What was created (removed again by a rollback).
+    replaced : list of (str, str)
+        ``(aside, path)``: an existing file moved aside before ``path`` was
+        written or removed; put back by a rollback, deleted on commit.
     """
 
     dest: str
@@ -584,8 +841,16 @@ class TreeExport:
     n_hardlinks: int = 0
     n_symlinks: int = 0
     n_present: int = 0
+    n_removed: int = 0
+    kept_changed: list[str] = field(default_factory=list)
+    kept_other: list[str] = field(default_factory=list)
     created_files: list[str] = field(default_factory=list)
     created_dirs: list[str] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+    """Relative paths of the files now in place (for the record)."""
+    removed: list[str] = field(default_factory=list)
+    """Paths of an earlier export's files moved aside to be deleted on commit."""
 
     @property
     def n_files(self) -> int:
@@ -595,21 +860,52 @@ class TreeExport:
     def describe(self) -> str:
         """One line for the final summary."""
         if self.mode == "copy":
-            return f"copied {count_noun(self.n_copied, 'image')} to {self.dest}"
-        parts = [f"{self.n_hardlinks:,} hard links", f"{self.n_symlinks:,} symbolic links"]
-        if self.n_present:
-            parts.append(f"{self.n_present:,} already there")
-        return f"linked {count_noun(self.n_files, 'image')} into {self.dest} ({', '.join(parts)})"
+            line = f"copied {count_noun(self.n_copied, 'image')} to {self.dest}"
+        else:
+            parts = [f"{self.n_hardlinks:,} hard links", f"{self.n_symlinks:,} symbolic links"]
+            if self.n_present:
+                parts.append(f"{self.n_present:,} already there")
+            line = (
+                f"linked {count_noun(self.n_files, 'image')} into {self.dest} ({', '.join(parts)})"
+            )
+        if self.n_removed:
+            line += f"; removed {count_noun(self.n_removed, 'image')} of an earlier run"
+        if self.kept_changed:
+            line += (
+                f"; kept {count_noun(len(self.kept_changed), 'file')} of an earlier run changed "
+                f"since (e.g. {self.kept_changed[0]})"
+            )
+        if self.kept_other:
+            line += (
+                f"; kept {count_noun(len(self.kept_other), 'other file')} this tool did not write "
+                f"(e.g. {self.kept_other[0]})"
+            )
+        return line
 
     def undo(self) -> None:
-        """Remove the files and (now empty) folders this export created."""
-        for path in reversed(self.created_files):
-            _remove_file(path)
+        """Remove what this export created and put back every file it replaced or removed."""
+        _put_back(self.created_files, self.replaced)
         for folder in reversed(self.created_dirs):
             try:
                 os.rmdir(folder)
             except OSError as exc:
                 logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
+        self.created_dirs.clear()
+
+    def finish(self) -> None:
+        """On commit: delete the files moved aside, and folders left empty by removals."""
+        for aside, _ in self.replaced:
+            _remove_file(aside)
+        for path in self.removed:
+            folder = os.path.dirname(path)
+            while folder != self.dest and _inside(folder, self.dest):
+                try:
+                    os.rmdir(folder)  # only if empty
+                except OSError:
+                    break
+                folder = os.path.dirname(folder)
+        self.replaced.clear()
+        self.removed.clear()
         self.created_files.clear()
         self.created_dirs.clear()
 
@@ -633,18 +929,126 @@ def _make_dirs(folder: str, created: list[str]) -> None:
                 raise
 
 
-def _copy_file(source: str, target: str) -> None:
+def check_no_links(
+    dest: str | os.PathLike[str], folders: Iterable[str], *, option: str, root: str
+) -> None:
+    """Refuse an output folder where an export of files in ``folders`` would meet a link.
+
+    ``folders`` are the folders of the input images, ``root`` the folder
+    whose structure the export keeps: the same check as the export makes,
+    before any image is decoded.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the link and the fix.
+    """
+    target = os.path.abspath(os.fspath(dest))
+    if not os.path.isdir(target):
+        return
+    checked: set[str] = set()
+    for folder in folders:
+        relative = os.path.relpath(os.path.abspath(folder), root)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            continue
+        try:
+            _refuse_links(target, os.path.join(target, relative), checked)
+        except OutputError as exc:
+            raise InvalidArgumentError(f"{option} folder {os.fspath(dest)!r}: {exc}") from None
+
+
+def _refuse_links(dest: str, folder: str, checked: set[str]) -> None:
+    """Refuse a folder under ``dest`` reached through a symbolic link.
+
+    Writing through it would put (or replace) files outside ``dest``, or
+    make two selected files land on one. ``dest`` itself may be a link: the
+    user named it.
+    """
+    relative = os.path.relpath(folder, dest)
+    if relative == os.curdir:
+        return
+    current = dest
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if current in checked:
+            continue
+        try:
+            info = os.lstat(current)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # made by us from here on (or a file in the way: the export says so)
+        if stat.S_ISLNK(info.st_mode):
+            raise OutputError(
+                f"{current!r} is a symbolic link (to {os.path.realpath(current)!r}); nothing "
+                "is written through a link inside an output folder: remove the link or "
+                "choose another folder"
+            )
+        checked.add(current)
+
+
+def _place(temp: str, target: str, created: list[str], replaced: list[tuple[str, str]]) -> None:
+    """Rename ``temp`` to ``target``; an existing ``target`` is first moved aside.
+
+    ``created`` gets ``target`` if it is new, ``replaced`` the pair ``(aside,
+    target)`` otherwise, each *before* the rename: a roll-back after any
+    instant removes the new file and puts the old one back.
+    """
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        created.append(target)
+    else:
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
+        aside = _temp_name(os.path.dirname(target), ".old")
+        replaced.append((aside, target))
+        os.replace(target, aside)
+    os.replace(temp, target)
+
+
+def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> None:
+    """Undo :func:`_place`: remove the new files, put the old ones back."""
+    for path in reversed(created):
+        _remove_file(path)
+    for aside, path in reversed(replaced):
+        if os.path.lexists(aside):
+            try:
+                os.replace(aside, path)
+            except OSError as exc:
+                logger.warning(
+                    "could not put back %s (it is in %s): %s", path, aside, exc.strerror or exc
+                )
+    created.clear()
+    replaced.clear()
+
+
+def _until_done(action: Callable[[], None]) -> KeyboardInterrupt | None:
+    """Run an idempotent clean-up to its end even if Ctrl-C lands in it; return the Ctrl-C.
+
+    Used once the outputs are committed: what is left to do (deleting the
+    replaced files moved aside) must not be left half done.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    while True:
+        try:
+            action()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        else:
+            return interrupted
+
+
+def _copy_file(source: str, target: str, export: TreeExport) -> None:
     temp = _temp_name(os.path.dirname(target), ".part")
     try:
         shutil.copyfile(source, temp)  # opens source read-only
         shutil.copystat(source, temp)  # keeps modification times
-        os.replace(temp, target)
+        _place(temp, target, export.created_files, export.replaced)
     except BaseException:
         _remove_file(temp)
         raise
 
 
-def _link_file(source: str, target: str) -> Literal["hard", "symbolic"]:
+def _link_file(source: str, target: str, export: TreeExport) -> Literal["hard", "symbolic"]:
     temp = os.path.join(os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex}.link")
     kind: Literal["hard", "symbolic"] = "hard"
     try:
@@ -658,12 +1062,112 @@ def _link_file(source: str, target: str) -> Literal["hard", "symbolic"]:
                 raise
             os.symlink(source, temp)
             kind = "symbolic"
-        os.replace(temp, target)
+        _place(temp, target, export.created_files, export.replaced)
     except BaseException:
         if os.path.lexists(temp):
             _remove_file(temp)
         raise
     return kind
+
+
+# ---------------------------------------------------------------- record of an export
+
+
+def _identity(path: str) -> Identity:
+    info = os.lstat(path)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _record_data(export: TreeExport) -> dict[str, Any]:
+    """What :data:`RECORD_NAME` holds: every file this export put in place, with its identity."""
+    files = [[rel, *_identity(os.path.join(export.dest, rel))] for rel in export.placed]
+    return {"tool": "smartdownsample", "format": RECORD_FORMAT, "mode": export.mode, "files": files}
+
+
+def _safe_relative(relative: object) -> str | None:
+    """A record entry as a path under the folder, or None if it could leave it."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        return None
+    normal = os.path.normpath(relative)
+    parts = normal.split(os.sep)
+    if os.pardir in parts or normal == os.curdir or os.path.splitdrive(normal)[0]:
+        return None
+    return normal
+
+
+def _read_record(dest: str) -> dict[str, Identity]:
+    """The files an earlier export recorded in ``dest`` (empty if none or unusable)."""
+    path = os.path.join(dest, RECORD_NAME)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise ValueError("not a regular file")
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.get("format") != RECORD_FORMAT:
+            raise ValueError(f"unknown format {data.get('format')!r}")
+        found: dict[str, Identity] = {}
+        for relative, inode, size, mtime in data["files"]:
+            safe = _safe_relative(relative)
+            if safe is not None:
+                found[safe] = (int(inode), int(size), int(mtime))
+        return found
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        logger.warning(
+            "ignored the record %s of an earlier run (%s); the files already in %s are kept",
+            path,
+            exc,
+            dest,
+        )
+        return {}
+
+
+def _retire_earlier(export: TreeExport) -> None:
+    """Move aside the earlier export's files that this one did not replace (deleted on commit).
+
+    A recorded file that was changed since (another inode, size or time) is
+    the user's now: it is kept, as is every file the record does not list.
+    """
+    earlier = _read_record(export.dest)
+    now = set(export.placed)
+    checked: set[str] = set()
+    for relative, identity in earlier.items():
+        if relative in now:
+            continue
+        path = os.path.join(export.dest, relative)
+        try:
+            _refuse_links(export.dest, os.path.dirname(path), checked)
+            unchanged = _identity(path) == identity
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone since
+        except OutputError:
+            unchanged = False
+        if not unchanged:
+            export.kept_changed.append(relative)
+            continue
+        aside = _temp_name(os.path.dirname(path), ".old")
+        export.replaced.append((aside, path))  # first: undo puts it back whatever happens
+        export.removed.append(path)
+        os.replace(path, aside)
+        export.n_removed += 1
+    export.kept_other = _other_files(export, now | set(export.kept_changed))
+
+
+def _other_files(export: TreeExport, ours: set[str]) -> list[str]:
+    """Files in the folder that this tool did not write (relative, sorted)."""
+    found: list[str] = []
+    for folder, dirs, names in os.walk(export.dest):
+        dirs.sort()
+        for name in sorted(names):
+            if name.startswith(TEMP_PREFIX) or (
+                folder == export.dest and name in (RECORD_NAME, LOCK_NAME)
+            ):
+                continue
+            relative = os.path.relpath(os.path.join(folder, name), export.dest)
+            if relative not in ours:
+                found.append(relative)
+    return found
 
 
 def export_tree(
@@ -679,7 +1183,15 @@ def export_tree(
     ``mode="link"`` makes hard links where the file system allows, else
     symbolic links (absolute). A hard link *is* the input file under a second
     name: editing it edits the input. If anything fails, or on Ctrl-C, every
-    file and folder created so far is removed before the error propagates.
+    file and folder created so far is removed, and every file replaced is put
+    back, before the error propagates. Nothing is written through a symbolic
+    link to a folder inside ``dest``.
+
+    ``dest`` gets a record (:data:`RECORD_NAME`) of the files put there. If
+    it holds the record of an earlier export, that export's files which are
+    not exported again and are unchanged since are removed, so that the
+    folder holds exactly the new selection plus any file this tool did not
+    write (those are kept and counted in ``kept_other``).
 
     Parameters
     ----------
@@ -717,6 +1229,15 @@ def export_tree(
     """
     files, export = _new_export(paths, dest, mode, root)
     _fill_export(export, files, progress)
+    try:
+        with atomic_file(os.path.join(export.dest, RECORD_NAME)) as handle:
+            _dump_json(handle, _record_data(export), ascii_only=True)
+    except BaseException:
+        export.undo()
+        raise
+    interrupted = _until_done(export.finish)
+    if interrupted is not None:
+        raise interrupted
     return export
 
 
@@ -731,6 +1252,7 @@ def _new_export(
 def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallback | None) -> None:
     """Copy or link ``files`` as ``export`` says; on any failure undo it and raise."""
     base, target_root, mode = export.root, export.dest, export.mode
+    checked: set[str] = set()
     try:
         _make_dirs(target_root, export.created_dirs)
         for path in files:
@@ -743,21 +1265,22 @@ def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallbac
                 )
             target = os.path.join(target_root, relative)
             try:
+                _refuse_links(target_root, os.path.dirname(target), checked)
                 _make_dirs(os.path.dirname(target), export.created_dirs)
                 exists = os.path.lexists(target)
                 if mode == "link" and exists and os.path.samefile(source, target):
                     export.n_present += 1
+                elif mode == "copy":
+                    _copy_file(source, target, export)
+                    export.n_copied += 1
+                elif _link_file(source, target, export) == "hard":
+                    export.n_hardlinks += 1
                 else:
-                    if not exists:
-                        # Recorded before it appears: Ctrl-C right after the rename removes it.
-                        export.created_files.append(target)
-                    if mode == "copy":
-                        _copy_file(source, target)
-                        export.n_copied += 1
-                    elif _link_file(source, target) == "hard":
-                        export.n_hardlinks += 1
-                    else:
-                        export.n_symlinks += 1
+                    export.n_symlinks += 1
+                export.placed.append(os.path.normpath(relative))
+            except OutputError as exc:
+                verb = "copy" if mode == "copy" else "link"
+                raise OutputError(f"cannot {verb} {path!r} to {target!r}: {exc}") from exc
             except OSError as exc:
                 verb = "copy" if mode == "copy" else "link"
                 raise OutputError(
@@ -766,6 +1289,13 @@ def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallbac
                 ) from exc
             if progress is not None:
                 progress(1)
+        try:
+            _retire_earlier(export)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot remove {exc.filename!r}, a file of an earlier run in "
+                f"{target_root!r}: {_explain(exc)}; nothing was changed in {target_root!r}"
+            ) from exc
     except OSError as exc:
         export.undo()
         raise OutputError(f"cannot create folder {target_root!r}: {_explain(exc)}") from exc
@@ -801,6 +1331,7 @@ class OutputTransaction:
         self._staged: list[tuple[str, str]] = []
         self._trees: list[TreeExport] = []
         self._created_dirs: list[str] = []
+        self._replaced: list[tuple[str, str]] = []
         self.committed = False
 
     def __enter__(self) -> OutputTransaction:
@@ -892,26 +1423,41 @@ class OutputTransaction:
         files, export = _new_export(paths, dest, mode, root)
         self._trees.append(export)  # before anything exists: rollback undoes whatever appears
         _fill_export(export, files, progress)
+        with self.open(os.path.join(export.dest, RECORD_NAME)) as handle:
+            _dump_json(handle, _record_data(export), ascii_only=True)
         return export
 
     def commit(self) -> None:
-        """Rename every staged file into place: all of them, or (on failure) none."""
+        """Rename every staged file into place: all of them, or (on failure) none.
+
+        Files replaced are moved aside first and deleted only once all are in
+        place; on failure they are put back.
+        """
         placed: list[str] = []
+        self._replaced.clear()
         target = ""
         try:
             for temp, target in self._staged:
                 _set_mode(temp)  # writers that made their own temp file use 0600
-                if not os.path.lexists(target):
-                    placed.append(target)  # first: undone even if interrupted after the rename
-                os.replace(temp, target)
+                _place(temp, target, placed, self._replaced)
         except BaseException as exc:
-            for path in placed:
-                _remove_file(path)
+            _put_back(placed, self._replaced)
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
             raise
         self.committed = True
+        interrupted = _until_done(self._clean_up_after_commit)
+        if interrupted is not None:
+            raise interrupted
+
+    def _clean_up_after_commit(self) -> None:
+        """Delete the files moved aside (idempotent: run again if interrupted)."""
+        for aside, _ in self._replaced:
+            _remove_file(aside)
+        for export in self._trees:
+            export.finish()
         self._staged.clear()
+        self._replaced.clear()
         self._trees.clear()
         self._created_dirs.clear()
 
