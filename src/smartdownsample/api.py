@@ -275,8 +275,8 @@ def downsample(
         images (a crashing or hanging decoder then costs one image, not the
         run) and threads below that.
     image_timeout : float, default 60
-        Seconds one image may take in a worker process before it is reported
-        as failed ("timed out") and its worker replaced.
+        Seconds one image may take before it is reported as failed ("timed
+        out"): a worker process is replaced, a decoding thread left behind.
 
     Returns
     -------
