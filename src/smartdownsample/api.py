@@ -380,7 +380,7 @@ def downsample(
     bursts_sorted = np.full(len(sorted_abs), -1, dtype=np.int64)
     if len(readable):
         feats = features_sorted[readable]
-        raw_buckets = bucket_ids(feats).astype(np.int64)
+        raw_buckets = bucket_ids(feats, strategy).astype(np.int64)
         folders = _folder_ids([sorted_abs[i] for i in readable])
         bursts = find_bursts(
             folders,

@@ -138,14 +138,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FEATURE_VERSION = 2  # 2: contrast column; structure bits need a 4-level step
+FEATURE_VERSION = 3  # 2: contrast column, 4-level structure step; 3: chroma column
 """Version of the feature definitions stored in the cache. Bump it whenever
 a change (in loading, thumbnails or features) changes the value of any
 feature row, so that rows computed by older code are not reused."""
 
 FEATURE_LAYOUT = (
     "[('dhash', '<u8'), ('structure', '|u1'), ('ahash_bit', '|u1'), "
-    "('mean_rgb', '<f4', (3,)), ('contrast', '<f4'), ('capture_time', '<f8'), "
+    "('mean_rgb', '<f4', (3,)), ('contrast', '<f4'), ('chroma', '<f4'), ('capture_time', '<f8'), "
     "('width', '<i4'), ('height', '<i4')]"
 )
 """``str(FEATURE_DTYPE.descr)`` at :data:`FEATURE_VERSION`. Rows are stored as
