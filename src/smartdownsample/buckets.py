@@ -105,7 +105,7 @@ def bucket_ids(features: NDArray[np.void], strategy: str = "burst") -> NDArray[n
     >>> rows["mean_rgb"] = [[40, 40, 40], [60, 180, 70]]
     >>> rows["chroma"] = [0, 110]
     >>> [bucket_label(int(b)) for b in bucket_ids(rows)]
-    ['grayscale dark s0 p0', 'colour bright green s0 p0']
+    ['grayscale dark s0 p0', 'colour dark green s0 p0']
     """
     means = features["mean_rgb"].astype(np.float64)
     colour = is_colour(features, strategy)
