@@ -380,6 +380,7 @@ class _Job:
     batch: NDArray[np.int64]
     current: tuple[int, float] | None = None  # (position, monotonic start); one atomic write
     dropped: bool = False
+    thread: threading.Thread | None = None  # the thread running it
 
 
 class _WatchedThreads:
@@ -408,6 +409,7 @@ class _WatchedThreads:
         self.results: queue.Queue[tuple[_Job, BatchResult | BaseException]] = queue.Queue()
         self.in_flight: list[_Job] = []
         self.threads: list[threading.Thread] = []
+        self.left_behind: set[threading.Thread] = set()
         self.stopping = threading.Event()
         self.armed = os.environ.get(TEST_FAULTS_ENV) == "1"
         self.timed_out = 0
@@ -429,6 +431,7 @@ class _WatchedThreads:
             job = self.jobs.get()
             if job is None:
                 return
+            job.thread = threading.current_thread()
 
             def mark(position: int, job: _Job = job) -> None:
                 if job.dropped or self.stopping.is_set():
@@ -477,6 +480,8 @@ class _WatchedThreads:
             job.dropped = True
             self.in_flight.remove(job)
             self.timed_out += 1
+            if job.thread is not None:
+                self.left_behind.add(job.thread)
             path = self.paths[int(job.batch[position])]
             logger.warning(
                 "%s: no result after %g s; counted as failed, its decoding thread is left "
@@ -506,7 +511,8 @@ class _WatchedThreads:
             self.jobs.put(None)
         deadline = time.monotonic() + THREAD_JOIN_SECONDS
         for thread in self.threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread not in self.left_behind:  # a hung one would only make us wait
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _run_watched(
