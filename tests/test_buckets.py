@@ -1,4 +1,10 @@
-"""Stage 3: bucket ids follow the thresholds of the 1.x release."""
+"""Stage 3: bucket ids follow the thresholds of the 1.x release.
+
+The 1.x grayscale rule (variance of the channel means) holds for
+``strategy="spec"``, so the tests of the 1.x thresholds pass "spec"; the
+default strategy judges grayscale by per-pixel chroma (issue 11, item 21),
+tested at the end.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartdownsample.api import downsample
 from smartdownsample.buckets import (
+    GRAYSCALE_CHROMA_THRESHOLD,
     MAX_BUCKETS,
     bucket_ids,
     bucket_label,
     decode_bucket,
+    is_colour,
     key_distance,
 )
 from smartdownsample.features import empty_features
+from smartdownsample.synthetic import SyntheticDataset
 
 NEUTRAL, RED, GREEN, BLUE = 0, 1, 2, 3
 
@@ -32,7 +42,7 @@ def _rows(
 
 
 def _fields(means: tuple[float, float, float], structure: int = 0, ahash: int = 0) -> dict:
-    return decode_bucket(int(bucket_ids(_rows([means], structure, ahash))[0]))
+    return decode_bucket(int(bucket_ids(_rows([means], structure, ahash), "spec")[0]))
 
 
 def _reference(means: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -128,7 +138,7 @@ def test_bucket_ids_match_the_reference_rules(
     rows["mean_rgb"] = [means for means, _, _ in items]
     rows["structure"] = [structure for _, structure, _ in items]
     rows["ahash_bit"] = [ahash for _, _, ahash in items]
-    ids = bucket_ids(rows)
+    ids = bucket_ids(rows, "spec")
     assert ids.dtype == np.int16
     assert ((ids >= 0) & (ids < MAX_BUCKETS)).all()
     for bucket, (means, structure, ahash) in zip(ids.tolist(), items, strict=True):
@@ -152,7 +162,7 @@ def test_at_most_128_buckets_and_grayscale_has_one_theme() -> None:
     for structure, ahash in itertools.product(range(4), range(2)):
         rows["structure"] = structure
         rows["ahash_bit"] = ahash
-        ids.update(np.unique(bucket_ids(rows)).tolist())
+        ids.update(np.unique(bucket_ids(rows, "spec")).tolist())
     assert MAX_BUCKETS == 128
     assert len(ids) <= MAX_BUCKETS
     assert all(0 <= bucket < MAX_BUCKETS for bucket in ids)
@@ -185,11 +195,11 @@ def test_decode_bucket_round_trips_every_id() -> None:
 
 
 def test_labels_describe_the_bucket() -> None:
-    night = int(bucket_ids(_rows([(40, 40, 40)], structure=2, ahash=1))[0])
+    night = int(bucket_ids(_rows([(40, 40, 40)], structure=2, ahash=1), "spec")[0])
     assert bucket_label(night) == "grayscale dark s2 p1"
-    snow = int(bucket_ids(_rows([(180, 190, 230)]))[0])
+    snow = int(bucket_ids(_rows([(180, 190, 230)]), "spec")[0])
     assert bucket_label(snow) == "colour bright blue s0 p0"
-    forest = int(bucket_ids(_rows([(60, 110, 50)], structure=1))[0])
+    forest = int(bucket_ids(_rows([(60, 110, 50)], structure=1), "spec")[0])
     assert bucket_label(forest) == "colour dark s1 p0"  # green 110 is not above 140: neutral
 
 
@@ -226,3 +236,38 @@ def test_key_distance_weights_scene_features_double() -> None:
     assert key_distance(np.array([base]), np.array([1 << 3])).tolist() == [2]  # colour
     assert key_distance(np.array([base]), np.array([1 << 2])).tolist() == [2]  # dark
     assert key_distance(np.array([0b1001]), np.array([0b1011])).tolist() == [2]  # theme
+
+
+# --------------------------------------------------------------------------- per-pixel grayscale
+
+
+def test_default_strategy_judges_grayscale_by_chroma() -> None:
+    """Issue 11, item 21: orange animals on a blue sky (means 136/149/148) were grayscale."""
+    rows = _rows([(136, 149, 148), (60, 60, 60), (160, 150, 145)])
+    rows["chroma"] = [95.0, 0.0, GRAYSCALE_CHROMA_THRESHOLD]
+    default = [decode_bucket(int(b)) for b in bucket_ids(rows)]
+    assert [f["colour"] for f in default] == [1, 0, 1]
+    assert default[0]["theme"] == GREEN  # colour now, so its theme counts
+    assert default[2]["theme"] == RED
+    spec = [decode_bucket(int(b)) for b in bucket_ids(rows, "spec")]
+    assert [f["colour"] for f in spec] == [0, 0, 0]  # the 1.x rule, kept for "spec"
+    just_below = _rows([(200, 40, 40)])
+    just_below["chroma"] = np.nextafter(np.float32(GRAYSCALE_CHROMA_THRESHOLD), np.float32(0))
+    assert decode_bucket(int(bucket_ids(just_below)[0]))["colour"] == 0
+    assert is_colour(rows, "burst").tolist() == [True, False, True]
+
+
+def test_synthetic_night_frames_are_grayscale_and_day_frames_colour(
+    dataset: SyntheticDataset,
+) -> None:
+    """On the demo's data: every night IR frame grayscale, every day frame colour."""
+    result = downsample(dataset.paths, 20, show_progress=False)
+    order = [result.paths.index(path) for path in dataset.paths]
+    colour = np.array([decode_bucket(int(b))["colour"] for b in result.raw_bucket_ids[order]])
+    scene = np.array(dataset.column("scene"))
+    assert (scene == "night_ir").any() and (scene == "day").any()
+    assert (colour[scene == "night_ir"] == 0).all()
+    assert (colour[scene == "day"] == 1).all()
+    # The 1.x rule put some day frames (colours that balance out) with the night ones.
+    spec = is_colour(result.features[order], "spec")
+    assert not spec[scene == "day"].all()

@@ -512,47 +512,166 @@ def test_write_failure_warns_once_and_stops_writing(
 # -- content verification -----------------------------------------------------------
 
 
-def test_same_size_and_mtime_change_needs_verify_content(
+needs_change_time = pytest.mark.skipif(
+    not cache_module.CTIME_IS_CHANGE_TIME, reason="st_ctime is the creation time on Windows"
+)
+
+
+def _rewrite_keeping_size_and_times(path: Path, colour: tuple[int, int, int]) -> None:
+    """Write another 48x48 BMP (same byte size) in place and restore the old times."""
+    stamp = os.stat(path)
+    time.sleep(0.01)  # a later change time even where the clock is coarse
+    Image.new("RGB", (48, 48), colour).save(path, "BMP")
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (stamp.st_size, stamp.st_mtime_ns)
+    if after.st_ctime_ns == stamp.st_ctime_ns:
+        pytest.skip("this file system keeps no change time")
+
+
+@needs_change_time
+def test_rewrite_keeping_size_and_mtime_is_a_miss(tmp_path: Path, no_cache_warnings: None) -> None:
+    """Issue 11, item 7: a sync tool restoring size and mtime got the stale features."""
+    path = tmp_path / "frame.bmp"  # BMPs of one size have one byte size, whatever their pixels
+    Image.new("RGB", (48, 48), (250, 250, 250)).save(path, "BMP")
+    database = tmp_path / "features.sqlite"
+    with _open(database) as store:
+        first = extract_features([str(path)], 8, cache=store)
+    _rewrite_keeping_size_and_times(path, (5, 5, 5))
+    truth = extract_features([str(path)], 8)
+    assert truth.features.tobytes() != first.features.tobytes()
+    with _open(database) as store:  # stat only (the default): the change time differs
+        fresh = extract_features([str(path)], 8, cache=store)
+    assert fresh.n_cached == 0
+    assert fresh.features.tobytes() == truth.features.tobytes()
+    with _open(database) as store:
+        assert extract_features([str(path)], 8, cache=store).n_cached == 1
+
+
+def test_file_replaced_by_rename_keeping_size_and_times_is_a_miss(
     tmp_path: Path, no_cache_warnings: None
 ) -> None:
-    # BMP files of one size have one byte size, whatever their pixels.
+    """A copy tool writes a new file (new inode) and renames it over the old one."""
+    path = tmp_path / "frame.bmp"
+    Image.new("RGB", (48, 48), (250, 250, 250)).save(path, "BMP")
+    database = tmp_path / "features.sqlite"
+    with _open(database) as store:
+        first = extract_features([str(path)], 8, cache=store)
+    stamp = os.stat(path)
+    replacement = tmp_path / ".frame.bmp.partial"
+    Image.new("RGB", (48, 48), (5, 5, 5)).save(replacement, "BMP")
+    os.utime(replacement, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    os.replace(replacement, path)
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (stamp.st_size, stamp.st_mtime_ns)
+    assert after.st_ino != stamp.st_ino
+    with _open(database) as store:
+        fresh = extract_features([str(path)], 8, cache=store)
+    assert fresh.n_cached == 0
+    assert fresh.features.tobytes() != first.features.tobytes()
+    assert fresh.features.tobytes() == extract_features([str(path)], 8).features.tobytes()
+
+
+def test_verify_content_rejects_a_row_whose_digest_differs(
+    tmp_path: Path, no_cache_warnings: None
+) -> None:
+    """What stat cannot see (same size, times and inode): only the digest tells."""
     path = tmp_path / "frame.bmp"
     Image.new("RGB", (48, 48), (250, 250, 250)).save(path, "BMP")
     database = tmp_path / "features.sqlite"
     with _open(database, verify_content=True) as store:
-        first = extract_features([str(path)], 8, cache=store)
-    stamp = os.stat(path)
-    Image.new("RGB", (48, 48), (5, 5, 5)).save(path, "BMP")
-    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    assert os.path.getsize(path) == stamp.st_size
-    truth = extract_features([str(path)], 8)
-    assert truth.features.tobytes() != first.features.tobytes()
-    # Documented limitation: by default, size + mtime kept means the old row is used.
-    with _open(database) as store:
-        stale = extract_features([str(path)], 8, cache=store)
-    assert stale.n_cached == 1
-    assert stale.features.tobytes() == first.features.tobytes()
-    # With verify_content the digest differs, so the image is decoded again.
-    with _open(database, verify_content=True) as store:
-        checked = extract_features([str(path)], 8, cache=store)
-    assert checked.n_cached == 0
-    assert checked.features.tobytes() == truth.features.tobytes()
+        assert extract_features([str(path)], 8, cache=store).n_cached == 0
     with _open(database, verify_content=True) as store:
         assert extract_features([str(path)], 8, cache=store).n_cached == 1
+    # The stored digest no longer matches the content: as if the file had changed unseen.
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE features SET digest = ?", (b"\x00" * cache_module.DIGEST_SIZE,))
+    conn.close()
+    with _open(database) as store:  # stat only: the row is trusted
+        assert extract_features([str(path)], 8, cache=store).n_cached == 1
+    with _open(database, verify_content=True) as store:
+        assert extract_features([str(path)], 8, cache=store).n_cached == 0
 
 
-def test_verify_content_reads_head_and_tail_of_large_files(tmp_path: Path) -> None:
+def test_verify_content_hashes_the_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
-    data = bytearray(os.urandom(300_000))
+    data = bytearray(os.urandom(3 * cache_module.VERIFY_CHUNK + 17))
     path.write_bytes(bytes(data))
     digest = cache_module._content_digest(str(path), len(data))
-    data[-1] ^= 0xFF  # the tail is hashed
-    path.write_bytes(bytes(data))
-    assert cache_module._content_digest(str(path), len(data)) != digest
-    data[-1] ^= 0xFF
-    data[150_000] ^= 0xFF  # the middle of a large file is not (documented)
+    for where in (0, len(data) // 2, len(data) - 1):  # start, middle (missed before), end
+        data[where] ^= 0xFF
+        path.write_bytes(bytes(data))
+        assert cache_module._content_digest(str(path), len(data)) != digest
+        data[where] ^= 0xFF
     path.write_bytes(bytes(data))
     assert cache_module._content_digest(str(path), len(data)) == digest
+
+
+def test_downsample_and_cli_verify_cache(
+    tmp_path: Path, fresh_images: list[str], no_cache_warnings: None
+) -> None:
+    from smartdownsample.cli import main
+
+    database = tmp_path / "features.sqlite"
+    cold = downsample(fresh_images, 6, cache=str(database), verify_cache=True, show_progress=False)
+    warm = downsample(fresh_images, 6, cache=str(database), verify_cache=True, show_progress=False)
+    assert (cold.n_cached, warm.n_cached) == (0, len(fresh_images))
+    assert warm.selected_paths == cold.selected_paths
+    report = tmp_path / "report.json"
+    folder = str(Path(fresh_images[0]).parent)
+    options = ["--cache", str(database), "--verify-cache", "-q", "--report", str(report)]
+    code = main(["select", folder, "--target", "6", *options])
+    assert code == 0
+    assert json.loads(report.read_text())["parameters"]["verify_cache"] is True
+    with _open(database) as store, pytest.raises(InvalidArgumentError, match="verify_content"):
+        downsample(fresh_images, 6, cache=store, verify_cache=True, show_progress=False)
+
+
+SCHEMA_1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE features (path TEXT NOT NULL, hash_size INTEGER NOT NULL,"
+    " feature_version INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+    " digest BLOB, row BLOB NOT NULL, PRIMARY KEY (path, hash_size, feature_version))"
+    " WITHOUT ROWID",
+)
+"""The tables of a cache written by smartdownsample 2.0 before issue 11 (schema 1)."""
+
+
+def test_schema_1_cache_is_rebuilt_with_a_log_message(
+    tmp_path: Path,
+    fresh_images: list[str],
+    caplog: pytest.LogCaptureFixture,
+    no_cache_warnings: None,
+) -> None:
+    database = tmp_path / "features.sqlite"
+    conn = sqlite3.connect(database)
+    for statement in SCHEMA_1:
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("application", "smartdownsample feature cache"), ("schema_version", "1")],
+    )
+    row = bytes(FEATURE_DTYPE.itemsize)
+    conn.executemany(
+        "INSERT INTO features VALUES (?, 8, ?, ?, ?, NULL, ?)",
+        [
+            (path, cache_module.FEATURE_VERSION, os.path.getsize(path), 0, row)
+            for path in fresh_images
+        ],
+    )
+    conn.execute(f"PRAGMA application_id = {cache_module.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with caplog.at_level("WARNING", logger="smartdownsample.cache"), _open(database) as store:
+        result = extract_features(fresh_images, 8, cache=store)
+    assert result.n_cached == 0
+    assert "schema 1" in caplog.text and f"its {len(fresh_images)} rows were dropped" in caplog.text
+    info = cache_info(database)
+    assert info["schema_version"] == cache_module.SCHEMA_VERSION == 2
+    assert info["entries"] == len(fresh_images)
+    with _open(database) as store:
+        assert extract_features(fresh_images, 8, cache=store).n_cached == len(fresh_images)
 
 
 # -- interruptions and concurrency --------------------------------------------------

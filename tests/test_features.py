@@ -192,6 +192,30 @@ def test_mean_rgb_of_a_red_thumbnail() -> None:
     assert _row(thumbs)["mean_rgb"].tolist() == [250.0, 0.0, 10.0]
 
 
+@given(arrays(np.uint8, (3, SIDE, SIDE, 3)))
+def test_chroma_is_the_mean_per_pixel_spread_exactly(thumbs: np.ndarray) -> None:
+    """Issue 11, item 21: per-pixel chroma, exact whatever the batch."""
+    rows = features_from_thumbnails(thumbs, 8)
+    spread = thumbs.max(axis=3).astype(np.int64) - thumbs.min(axis=3)
+    expected = np.float32(spread.reshape(3, -1).sum(axis=1) / (SIDE * SIDE))
+    assert rows["chroma"].tolist() == expected.tolist()
+    for index in range(3):
+        alone = features_from_thumbnails(thumbs[index : index + 1], 8)[0]
+        assert alone["chroma"] == rows[index]["chroma"]
+
+
+def test_chroma_sees_colours_that_channel_means_hide() -> None:
+    """Orange on blue has near-equal channel means, a gray frame has none: chroma tells."""
+    thumbs = np.zeros((2, SIDE, SIDE, 3), dtype=np.uint8)
+    thumbs[0] = (80, 160, 215)  # blue sky
+    thumbs[0, 8:24, 4:28] = (230, 120, 30)  # orange animal: means 136/145/146
+    thumbs[1] = _thumb(np.tile(np.arange(SIDE, dtype=np.uint8) * 8, (SIDE, 1)))[0]
+    rows = features_from_thumbnails(thumbs, 8)
+    assert rows["mean_rgb"][0].var() < 100  # the 1.x rule calls it grayscale
+    assert rows["chroma"][0] > 150
+    assert rows["chroma"][1] == 0.0
+
+
 def test_rows_have_the_feature_dtype_and_unknown_metadata() -> None:
     rows = features_from_thumbnails(np.zeros((4, SIDE, SIDE, 3), np.uint8), 8)
     assert rows.dtype == FEATURE_DTYPE

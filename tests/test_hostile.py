@@ -518,3 +518,90 @@ def test_unusual_names_round_trip_exactly(files: dict[str, str], tmp_path: Path)
     with pytest.raises(ImageLoadError) as caught:
         downsample([*named, str(broken)], 2, show_progress=False)
     _assert_names_file(caught.value, str(broken))
+
+
+# --------------------------------------------------------------------------
+# Files that never end or are far too large (issue 11, item 14)
+# --------------------------------------------------------------------------
+
+SPARSE_BYTES = 2 * 1024**3
+"""Apparent size of the sparse ``huge.jpg`` (2 GiB; no disk blocks)."""
+
+SPECIAL_SECONDS = 5.0
+"""A FIFO, a device or a huge file must be refused within this time (before
+the fix: a FIFO blocked forever, /dev/zero grew to gigabytes)."""
+
+needs_posix_specials = pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"),
+    reason="FIFOs and /dev/zero are POSIX",
+)
+
+
+def _special_files(folder: Path) -> dict[str, str]:
+    """A real FIFO, real links to /dev/zero and /dev/urandom, a real 2 GiB sparse JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fifo = folder / "pipe.jpg"
+    os.mkfifo(fifo)
+    zero = folder / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    urandom = folder / "urandom.jpg"
+    urandom.symlink_to("/dev/urandom")
+    huge = folder / "huge.jpg"
+    huge.write_bytes(hostile.jpeg_bytes(hostile.scene()))
+    os.truncate(huge, SPARSE_BYTES)
+    return {"fifo": str(fifo), "zero": str(zero), "urandom": str(urandom), "huge": str(huge)}
+
+
+@needs_posix_specials
+@pytest.mark.timeout(60)
+def test_fifo_devices_and_huge_files_are_refused_without_reading(tmp_path: Path) -> None:
+    special = _special_files(tmp_path)
+    reasons = {}
+    for kind, path in special.items():
+        started = time.monotonic()
+        with pytest.raises(ImageLoadError) as caught:
+            decode_file(path, SIDE)
+        assert time.monotonic() - started < SPECIAL_SECONDS, kind
+        _assert_names_file(caught.value, path)
+        reasons[kind] = caught.value.reason
+    assert "not a regular file" in reasons["fifo"] and "FIFO" in reasons["fifo"]
+    assert "not a regular file" in reasons["zero"] and "device" in reasons["zero"]
+    assert "not a regular file" in reasons["urandom"]
+    assert f"larger than {loading.MAX_IMAGE_FILE_BYTES:,} bytes" in reasons["huge"]
+    assert f"{SPARSE_BYTES:,} bytes" in reasons["huge"]
+
+
+@needs_posix_specials
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("executor", ["serial", "thread", "process"])
+def test_folder_with_special_files_finishes_and_reports_them(tmp_path: Path, executor: str) -> None:
+    good = _write_good(tmp_path / "good", 12)
+    special = _special_files(tmp_path / "good")
+    started = time.monotonic()
+    result = downsample(
+        [*good, *special.values()],
+        6,
+        image_loading_errors="skip",
+        show_progress=False,
+        executor=executor,  # type: ignore[arg-type]
+        n_workers=2,
+    )
+    assert time.monotonic() - started < 30
+    assert result.n_selected == 6
+    reasons = {failure.path: failure.reason for failure in result.failures}
+    assert sorted(reasons) == sorted(special.values())
+    assert "not a regular file" in reasons[special["fifo"]]
+    assert "larger than" in reasons[special["huge"]]
+
+
+def test_file_at_the_size_cap_is_read_and_one_byte_more_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = hostile.jpeg_bytes(hostile.scene())
+    path = tmp_path / "cap.jpg"
+    path.write_bytes(data)
+    monkeypatch.setattr(loading, "MAX_IMAGE_FILE_BYTES", len(data))
+    assert decode_file(path, SIDE).width > 0
+    monkeypatch.setattr(loading, "MAX_IMAGE_FILE_BYTES", len(data) - 1)
+    with pytest.raises(ImageLoadError, match="larger than"):
+        decode_file(path, SIDE)

@@ -15,7 +15,14 @@ from PIL import Image
 from images import solid, write_png
 from smartdownsample import InvalidArgumentError, SelectionResult, downsample, sample_diverse
 from smartdownsample.features import empty_features
-from smartdownsample.plotting import save_distribution, save_thumbnails
+from smartdownsample.plotting import (
+    BORDER,
+    GRID_SIDE,
+    UNREADABLE_COLOUR,
+    save_distribution,
+    save_thumbnails,
+    shown_members,
+)
 from smartdownsample.result import bucket_table
 from smartdownsample.synthetic import SyntheticDataset
 
@@ -97,30 +104,42 @@ def _sheet(result: SelectionResult, folder: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+def _grid_boxes(sheet: np.ndarray) -> dict[int, np.ndarray]:
+    """Each bucket's grid (its tiles and their frames), found by its own tile colour."""
+    boxes = {}
+    for rank, (colour, _) in BUCKET_COLOURS.items():
+        rows, cols = np.nonzero((sheet == np.array(colour, dtype=np.uint8)).all(axis=-1))
+        assert len(rows), f"bucket #{rank} shows none of its images"
+        top, left = max(0, rows.min() - BORDER), max(0, cols.min() - BORDER)
+        boxes[rank] = sheet[top : rows.max() + BORDER + 1, left : cols.max() + BORDER + 1]
+    return boxes
+
+
+def _grid_origins(sheet: np.ndarray) -> dict[int, tuple[int, int]]:
+    origins = {}
+    for rank, (colour, _) in BUCKET_COLOURS.items():
+        rows, cols = np.nonzero((sheet == np.array(colour, dtype=np.uint8)).all(axis=-1))
+        origins[rank] = (int(rows.min()), int(cols.min()))
+    return origins
+
+
 def test_each_bucket_grid_shows_its_own_images(
     coloured: tuple[list[str], SelectionResult], tmp_path: Path
 ) -> None:
     """Three grids in a square layout (2 x 2): #1 top left, #2 top right, #3 bottom left.
 
-    1.x showed the wrong images under the bucket numbers: here each quadrant
+    1.x showed the wrong images under the bucket numbers: here each grid
     must hold only the colour of its own bucket.
     """
     _, result = coloured
     sheet = _sheet(result, tmp_path)
-    height, width, _ = sheet.shape
-    quadrants = {
-        1: sheet[: height // 2, : width // 2],
-        2: sheet[: height // 2, width // 2 :],
-        3: sheet[height // 2 :, : width // 2],
-    }
-    for rank, region in quadrants.items():
-        own, _ = BUCKET_COLOURS[rank]
-        assert _pixels_of(region, own) > 0, f"bucket #{rank} shows none of its images"
+    for rank, region in _grid_boxes(sheet).items():
         for other, (colour, _) in BUCKET_COLOURS.items():
             if other != rank:
                 assert _pixels_of(region, colour) == 0, f"bucket #{rank} shows #{other}'s images"
-    empty = sheet[height // 2 :, width // 2 :]
-    assert all(_pixels_of(empty, colour) == 0 for colour, _ in BUCKET_COLOURS.values())
+    origins = _grid_origins(sheet)
+    assert origins[1][0] == origins[2][0] < origins[3][0]  # #1 and #2 on top, #3 below
+    assert origins[1][1] == origins[3][1] < origins[2][1]  # #1 and #3 on the left
 
 
 def test_frames_are_green_for_kept_and_red_for_excluded(
@@ -129,16 +148,11 @@ def test_frames_are_green_for_kept_and_red_for_excluded(
     """Every cell has a frame of the same area, so frame pixels count the cells."""
     _, result = coloured
     sheet = _sheet(result, tmp_path)
-    height, width, _ = sheet.shape
-    quadrants = {
-        1: sheet[: height // 2, : width // 2],
-        2: sheet[: height // 2, width // 2 :],
-        3: sheet[height // 2 :, : width // 2],
-    }
+    boxes = _grid_boxes(sheet)
     for bucket in result.buckets:
-        shown = result.bucket_members(bucket.key)[:25]
+        shown = shown_members(result, bucket.key)
         kept = int(result.selected[shown].sum())
-        region = quadrants[bucket.rank]
+        region = boxes[bucket.rank]
         green = _pixels_of(region, KEPT_GREEN)
         red = _pixels_of(region, EXCLUDED_RED)
         assert 0 < kept < len(shown), "the fixture should keep some and exclude some"
@@ -150,7 +164,7 @@ def test_frames_are_green_for_kept_and_red_for_excluded(
         assert green / (green + red) == pytest.approx(kept / len(shown), abs=0.02)
 
 
-def test_grid_shows_the_first_25_images_in_natural_order(
+def test_grid_shows_kept_images_first_then_excluded_in_natural_order(
     coloured: tuple[list[str], SelectionResult],
 ) -> None:
     _, result = coloured
@@ -159,6 +173,78 @@ def test_grid_shows_the_first_25_images_in_natural_order(
     names = [Path(result.paths[i]).name for i in members]
     assert names == sorted(names)
     assert len(members) == 30
+    shown = shown_members(result, bucket.key)
+    kept = [i for i in members if result.selected[i]]
+    assert shown == (kept + [i for i in members if not result.selected[i]])[:25]
+
+
+def _one_bucket_result(image: str, count: int, kept: slice) -> SelectionResult:
+    """A result of ``count`` images in one bucket, ``kept`` of them selected."""
+    buckets = np.zeros(count, dtype=np.int16)
+    bursts = np.arange(count, dtype=np.int64)
+    selected = np.zeros(count, dtype=bool)
+    selected[kept] = True
+    return SelectionResult(
+        paths=[image] * count,
+        input_indices=np.arange(count, dtype=np.int64),
+        features=empty_features(count),
+        ok=np.ones(count, dtype=bool),
+        bucket_ids=buckets,
+        burst_ids=bursts,
+        selected=selected,
+        natural_order=np.arange(count, dtype=np.int64),
+        buckets=bucket_table(buckets, bursts, selected),
+        failures=(),
+        target_count=int(selected.sum()),
+        hash_size=8,
+        random_seed=42,
+        strategy="spec",
+    )
+
+
+def test_every_kept_image_of_a_bucket_is_on_the_sheet(tmp_path: Path) -> None:
+    """Issue 11, item 22: the first 25 of a bucket were shown, so late kept images never were.
+
+    40 images, the last 10 kept: all 10 must be on the sheet (green), then 15 excluded (red).
+    """
+    image = str(write_png(tmp_path / "one.png", solid((90, 140, 200), (24, 24))))
+    result = _one_bucket_result(image, 40, slice(30, 40))
+    sheet = _sheet(result, tmp_path)
+    grids = sheet[_first_frame_row(sheet) :]  # below the legend
+    green = _pixels_of(grids, KEPT_GREEN)
+    red = _pixels_of(grids, EXCLUDED_RED)
+    assert _pixels_of(grids, (90, 140, 200)) > 0
+    per_frame = (green + red) / (GRID_SIDE * GRID_SIDE)  # every frame has the same area
+    assert (green / per_frame, red / per_frame) == (pytest.approx(10), pytest.approx(15))
+
+
+def _first_frame_row(sheet: np.ndarray) -> int:
+    """First row holding a run of frame colour wider than a legend swatch (a grid's top)."""
+    frame = (sheet == np.array(KEPT_GREEN, np.uint8)).all(axis=-1) | (
+        sheet == np.array(EXCLUDED_RED, np.uint8)
+    ).all(axis=-1)
+    wide = np.nonzero(frame.sum(axis=1) > 40)[0]
+    assert len(wide)
+    return int(wide[0])
+
+
+def test_sheet_has_a_legend_and_readable_titles(
+    coloured: tuple[list[str], SelectionResult], tmp_path: Path
+) -> None:
+    """A legend (green kept, red excluded, grey unreadable) above the grids; titles of
+    text at least 10 px tall (1.x's 9-px bitmap font had letters 6-7 px tall)."""
+    _, result = coloured
+    sheet = _sheet(result, tmp_path)
+    first_grid = _first_frame_row(sheet)
+    legend = sheet[: first_grid // 2]
+    for colour in (KEPT_GREEN, EXCLUDED_RED, UNREADABLE_COLOUR):
+        assert _pixels_of(legend, colour) >= 100, f"no legend swatch of {colour}"
+    # The first title line (black text) sits between the legend and the first grid.
+    dark = (sheet[:first_grid, : sheet.shape[1] // 2] < 40).all(axis=-1).any(axis=1)
+    runs = np.split(np.nonzero(dark)[0], np.nonzero(np.diff(np.nonzero(dark)[0]) > 1)[0] + 1)
+    heights = [len(run) for run in runs if len(run)]
+    assert len(heights) >= 2, "legend line and title lines"
+    assert max(heights[1:]) >= 10, f"title text rows {heights}"
 
 
 def test_sheet_size_is_bounded_with_many_buckets(tmp_path: Path) -> None:

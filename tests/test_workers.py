@@ -145,13 +145,68 @@ def test_markers_do_nothing_unless_armed_and_in_a_worker(
     todo = np.arange(len(paths), dtype=np.int64)
     run_batches(paths, todo, 8, workers=2, executor="process", on_batch=collect)
     assert collect.ok.all()
-    # Armed, threads and serial runs still ignore them: the hook lives in workers only.
+    # Armed, threads and serial runs ignore the crash and exit markers (they would end
+    # the caller's process); the hang marker is honoured there too (see the next test).
+    paths = [p for p in paths if HANG not in p]
+    todo = np.arange(len(paths), dtype=np.int64)
     monkeypatch.setenv(TEST_FAULTS_ENV, "1")
     executors: tuple[ExecutorKind, ...] = ("thread", "serial")
     for executor in executors:
         collect = _Collector(len(paths))
         run_batches(paths, todo, 8, workers=2, executor=executor, on_batch=collect)
         assert collect.ok.all()
+
+
+THREAD_TIMEOUT = 0.5
+"""Per-image time limit of the thread and serial hang tests (seconds)."""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("executor", ["thread", "serial"])
+def test_hang_in_a_thread_costs_one_image_after_the_time_limit(
+    tmp_path: Path, armed: None, executor: ExecutorKind
+) -> None:
+    """Issue 11, item 14: ``image_timeout`` was ignored in thread mode (a hang hung the run)."""
+    faults = {2: HANG, 30: HANG}  # two hangs: the first one's thread is replaced
+    paths = _images(tmp_path, 40, faults)
+    collect = _Collector(len(paths))
+    started = time.monotonic()
+    run_batches(
+        paths,
+        np.arange(len(paths), dtype=np.int64),
+        8,
+        workers=2,
+        executor=executor,
+        on_batch=collect,
+        image_timeout=THREAD_TIMEOUT,
+    )
+    elapsed = time.monotonic() - started
+    assert (collect.seen == 1).all(), "every image reported exactly once"
+    assert sorted(collect.reasons) == sorted(faults)
+    for index in faults:
+        assert collect.reasons[index].startswith(f"timed out after {THREAD_TIMEOUT:g} s")
+    good = np.setdiff1d(np.arange(len(paths)), list(faults))
+    assert collect.ok[good].all()
+    reference = extract_batch([paths[i] for i in good], 8).features
+    assert collect.features[good].tobytes() == reference.tobytes()
+    assert elapsed < 20
+
+
+@pytest.mark.timeout(60)
+def test_downsample_in_threads_honours_image_timeout(tmp_path: Path, armed: None) -> None:
+    paths = _images(tmp_path, 20, {7: HANG})
+    result = downsample(
+        paths,
+        5,
+        image_loading_errors="skip",
+        show_progress=False,
+        executor="thread",
+        n_workers=2,
+        image_timeout=THREAD_TIMEOUT,
+    )
+    assert result.n_selected == 5
+    assert [failure.path for failure in result.failures] == [paths[7]]
+    assert "timed out" in result.failures[0].reason
 
 
 def test_pool_processes_are_gone_after_an_error(tmp_path: Path) -> None:

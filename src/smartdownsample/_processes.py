@@ -40,8 +40,8 @@ decode a file whose name contains ``__sds_crash__`` crashes with a real
 segmentation fault (``os.abort()`` on Windows), ``__sds_exit__`` exits at
 once with ``os._exit``, and ``__sds_hang__`` sleeps forever. It is used by
 the test suite to show that real crashes and hangs are contained; without
-the variable these names mean nothing, and threads and serial runs never
-look at them.
+the variable these names mean nothing. Threads and serial runs honour only
+the hang marker (a crash there would end the caller's process).
 """
 
 from __future__ import annotations

@@ -258,13 +258,20 @@ def _build_runner(
     return local_runner(n_workers, executor, image_timeout=image_timeout)
 
 
-def _open_cache(cache: str | os.PathLike[str] | FeatureStore | None, hash_size: int) -> Any:
+def _open_cache(
+    cache: str | os.PathLike[str] | FeatureStore | None, hash_size: int, verify: bool
+) -> Any:
     if cache is None:
         return None
     if isinstance(cache, (str, os.PathLike)):
         from .cache import open_cache
 
-        return open_cache(cache, hash_size=hash_size)
+        return open_cache(cache, hash_size=hash_size, verify_content=verify)
+    if verify and not getattr(cache, "verify_content", False):
+        raise InvalidArgumentError(
+            "verify_cache=True needs a cache path; for a cache object, open it with "
+            "open_cache(..., verify_content=True)"
+        )
     return cache
 
 
@@ -279,6 +286,7 @@ def downsample(
     image_loading_errors: ErrorPolicy = "raise",
     strategy: Strategy = "burst",
     cache: str | os.PathLike[str] | FeatureStore | None = None,
+    verify_cache: bool = False,
     backend: Backend = "local",
     client: Any = None,
     executor: ExecutorKind = "auto",
@@ -317,6 +325,13 @@ def downsample(
         ``"spec"`` is the 1.x bucket stride.
     cache : str, os.PathLike or None
         SQLite file caching features between runs; None for no cache.
+    verify_cache : bool, default False
+        Reuse a cached row only if a digest of the whole file also matches.
+        By default a row is reused when the file's size, modification time,
+        inode and (on POSIX) change time match, which costs nothing but
+        misses a rewrite that keeps all of them (see
+        :mod:`smartdownsample.cache`); verifying reads every file once
+        more, without decoding it. No effect without ``cache``.
     backend : {"local", "dask"}, default "local"
         Compute features on this machine or on a Dask cluster.
     client : distributed.Client, optional
@@ -327,8 +342,8 @@ def downsample(
         images (a crashing or hanging decoder then costs one image, not the
         run) and threads below that.
     image_timeout : float, default 60
-        Seconds one image may take in a worker process before it is reported
-        as failed ("timed out") and its worker replaced.
+        Seconds one image may take before it is reported as failed ("timed
+        out"): a worker process is replaced, a decoding thread left behind.
 
     Returns
     -------
@@ -389,7 +404,7 @@ def downsample(
     timings["listing"] += time.perf_counter() - stage
 
     stage = time.perf_counter()
-    store = _open_cache(cache, hash_size)
+    store = _open_cache(cache, hash_size, verify_cache)
     if not isinstance(image_timeout, (int, float)) or not image_timeout > 0:
         raise InvalidArgumentError(
             f"image_timeout must be a positive number of seconds, got {image_timeout!r}"
@@ -426,7 +441,7 @@ def downsample(
     bursts_sorted = np.full(len(sorted_abs), -1, dtype=np.int64)
     if len(readable):
         feats = features_sorted[readable]
-        raw_buckets = bucket_ids(feats).astype(np.int64)
+        raw_buckets = bucket_ids(feats, strategy).astype(np.int64)
         folders = _folder_ids([sorted_abs[i] for i in readable])
         bursts = find_bursts(
             folders,
@@ -524,6 +539,7 @@ def sample_diverse(
     return_indices: Literal[False] = ...,
     strategy: Strategy = ...,
     cache: str | os.PathLike[str] | FeatureStore | None = ...,
+    verify_cache: bool = ...,
     backend: Backend = ...,
     client: Any = ...,
     distance_threshold: float | None = ...,
@@ -548,6 +564,7 @@ def sample_diverse(
     return_indices: Literal[True],
     strategy: Strategy = ...,
     cache: str | os.PathLike[str] | FeatureStore | None = ...,
+    verify_cache: bool = ...,
     backend: Backend = ...,
     client: Any = ...,
     distance_threshold: float | None = ...,
@@ -571,6 +588,7 @@ def sample_diverse(
     return_indices: bool = False,
     strategy: Strategy = "burst",
     cache: str | os.PathLike[str] | FeatureStore | None = None,
+    verify_cache: bool = False,
     backend: Backend = "local",
     client: Any = None,
     distance_threshold: float | None = None,
@@ -612,6 +630,9 @@ def sample_diverse(
         Burst-aware selection, or the 1.x bucket stride.
     cache : str or os.PathLike, optional
         SQLite feature cache file, so that re-runs skip decoding.
+    verify_cache : bool, default False
+        Also compare a digest of each file's content before reusing its
+        cached row (see :func:`downsample`).
     backend : {"local", "dask"}, default "local"
         Where to compute features.
     client : distributed.Client, optional
@@ -665,6 +686,7 @@ def sample_diverse(
         image_loading_errors=image_loading_errors,
         strategy=strategy,
         cache=cache,
+        verify_cache=verify_cache,
         backend=backend,
         client=client,
     )

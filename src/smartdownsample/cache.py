@@ -1,8 +1,9 @@
 """Persistent feature cache: an SQLite file so that re-runs skip decoding.
 
-Every image whose features were computed once is stored with the file's
-size and modification time; the next run over the same files reads the
-rows back (hundreds of thousands per second) instead of decoding the images.
+Every image whose features were computed once is stored with what ``stat``
+tells of the file (size, modification time, inode, change time); the next
+run over the same files reads the rows back (hundreds of thousands per
+second) instead of decoding the images.
 
 What is detected
 ----------------
@@ -10,22 +11,37 @@ A cached row is used only when all of these match the row's key and stamp:
 
 * the absolute **path** of the file, as passed;
 * the file's **size** in bytes and its **modification time** in nanoseconds
-  (``os.stat(path).st_size`` / ``st_mtime_ns``), both taken *before* the
-  image is decoded, so a file that changes while a run reads it is
-  recomputed by the next run;
+  (``os.stat(path).st_size`` / ``st_mtime_ns``);
+* the file's **inode** number (``st_ino``: the file index on Windows), so a
+  file replaced by another one (a copy or sync tool writing a new file and
+  renaming it over the old one) is recomputed even if it keeps the old
+  size and times;
+* on POSIX systems, the file's **change time** (``st_ctime_ns``), which the
+  kernel sets on every write, rename or metadata change and which no
+  program can set back (unlike the modification time, which ``touch -r``,
+  ``os.utime``, ``rsync -t`` or ``cp -p`` restore), so a file rewritten in
+  place is recomputed too. On Windows ``st_ctime`` is the creation time,
+  which a rewrite keeps, so it is not used there (stored as 0);
 * the **hash size** and the **feature version** (:data:`FEATURE_VERSION`,
   bumped whenever feature definitions change).
 
-What is *not* detected by default: a file rewritten in place with the same
-size whose modification time is kept (for example restored with
-``touch -r`` or ``os.utime``, or rewritten twice within the file system's
-timestamp resolution, 2 s on FAT32). Such a file keeps its old features.
-Pass ``verify_content=True`` to :func:`open_cache` to also compare a
-BLAKE2b digest of the first and last 64 KiB of every file (the whole file
-for files up to 128 KiB, which covers typical crops, and the metadata and
-the end of the image data for larger ones); a warm run then reads those
-bytes of every file, so it is several times slower but still far faster
-than decoding.
+All of these are taken *before* the image is decoded, so a file that
+changes while a run reads it is recomputed by the next run. They cost
+nothing beyond the ``stat`` call the cache makes anyway.
+
+What is *not* detected by default: a file rewritten in place, with its size
+and modification time kept, on Windows or on a file system without a real
+change time (FAT and exFAT volumes, some network shares); and a change time
+that repeats (the system clock set back). Such a file keeps its old
+features. Pass ``verify_content=True`` to :func:`open_cache`
+(``verify_cache=True`` to :func:`~smartdownsample.downsample`,
+``--verify-cache`` on the command line) to also compare a BLAKE2b digest of
+the whole file: a warm run then reads every file once more (no decoding),
+so it is several times slower but still faster than decoding.
+
+Caches written with schema version 1 (without inode and change time) are
+rebuilt on first use: their rows are dropped, with a log message, and
+recomputed.
 
 Failures never give a wrong result and never stop a run
 -------------------------------------------------------
@@ -105,6 +121,7 @@ from ._exceptions import CacheError, InvalidArgumentError
 from ._version import __version__
 from .extract import BatchResult
 from .features import FEATURE_DTYPE, empty_features
+from .loading import MAX_IMAGE_FILE_BYTES
 
 __all__ = [
     "COMMIT_ROWS",
@@ -121,14 +138,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FEATURE_VERSION = 2  # 2: contrast column; structure bits need a 4-level step
+FEATURE_VERSION = 3  # 2: contrast column, 4-level structure step; 3: chroma column
 """Version of the feature definitions stored in the cache. Bump it whenever
 a change (in loading, thumbnails or features) changes the value of any
 feature row, so that rows computed by older code are not reused."""
 
 FEATURE_LAYOUT = (
     "[('dhash', '<u8'), ('structure', '|u1'), ('ahash_bit', '|u1'), "
-    "('mean_rgb', '<f4', (3,)), ('contrast', '<f4'), ('capture_time', '<f8'), "
+    "('mean_rgb', '<f4', (3,)), ('contrast', '<f4'), ('chroma', '<f4'), ('capture_time', '<f8'), "
     "('width', '<i4'), ('height', '<i4')]"
 )
 """``str(FEATURE_DTYPE.descr)`` at :data:`FEATURE_VERSION`. Rows are stored as
@@ -136,9 +153,10 @@ the raw bytes of that layout; if ``FEATURE_DTYPE`` changes without this and
 :data:`FEATURE_VERSION` being updated, the cache refuses to open (with a
 warning) rather than decode bytes under the wrong layout."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: inode and change time in the key
 """Version of the database tables (stored as ``PRAGMA user_version`` and in
-the ``meta`` table). A file with another schema version is not used."""
+the ``meta`` table). A file of an older schema version is rebuilt (its rows
+dropped) when it can be written; a newer or unwritable one is not used."""
 
 APPLICATION_ID = 0x53444331
 """``PRAGMA application_id`` of our cache files ("SDC1"): tells a damaged
@@ -188,9 +206,17 @@ STAT_CHUNK = 1024
 enough that Ctrl-C waits for little, large enough that task overhead
 (~20 us) is negligible."""
 
-VERIFY_SPAN = 65536
-"""Bytes hashed at the start and at the end of each file with
-``verify_content=True``: the whole of files up to 128 KiB."""
+VERIFY_CHUNK = 1024 * 1024
+"""Bytes read at a time while hashing a whole file with ``verify_content=True``."""
+
+INODE_MASK = (1 << 64) - 1
+INODE_SIGN = 1 << 63
+"""An inode number is stored as a signed 64-bit SQLite integer: the low 64
+bits (Windows ReFS has 128-bit file ids), reinterpreted as signed."""
+
+CTIME_IS_CHANGE_TIME = os.name == "posix"
+"""Whether ``st_ctime_ns`` is the inode change time (POSIX) rather than the
+creation time (Windows), and so belongs in the key."""
 
 DIGEST_SIZE = 16
 """BLAKE2b digest length in bytes (collisions are astronomically unlikely)."""
@@ -209,17 +235,31 @@ _SCHEMA = (
     " feature_version INTEGER NOT NULL,"
     " size INTEGER NOT NULL,"
     " mtime_ns INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL,"
+    " ctime_ns INTEGER NOT NULL,"
     " digest BLOB,"
     " row BLOB NOT NULL,"
     " PRIMARY KEY (path, hash_size, feature_version)"
     ") WITHOUT ROWID",
 )
-_FEATURE_COLUMNS = ("path", "hash_size", "feature_version", "size", "mtime_ns", "digest", "row")
+_FEATURE_COLUMNS = (
+    "path",
+    "hash_size",
+    "feature_version",
+    "size",
+    "mtime_ns",
+    "inode",
+    "ctime_ns",
+    "digest",
+    "row",
+)
 _INSERT = (
     "INSERT OR REPLACE INTO features"
-    " (path, hash_size, feature_version, size, mtime_ns, digest, row)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f" ({', '.join(_FEATURE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_FEATURE_COLUMNS))})"
 )
+_Row = tuple[str, int, int, int, int, int, int, bytes | None, bytes]
+"""One row to insert, in :data:`_FEATURE_COLUMNS` order."""
 
 _FIX = "delete it (it only holds cached features) or run without the cache (cache=None)"
 
@@ -239,6 +279,8 @@ class _Stamps:
     keys: list[str]
     size: NDArray[np.int64]
     mtime_ns: NDArray[np.int64]
+    inode: NDArray[np.int64]
+    ctime_ns: NDArray[np.int64]
     digests: list[bytes | None] | None
 
 
@@ -279,39 +321,58 @@ def _absolute(path: str | os.PathLike[str]) -> str:
     return text if os.path.isabs(text) else os.path.abspath(text)
 
 
-def _stat_range(
-    keys: Sequence[str], start: int, stop: int, size: NDArray[np.int64], mtime: NDArray[np.int64]
-) -> None:
-    """Fill ``size``/``mtime`` of ``keys[start:stop]``; -1 size for missing or non-files."""
+@dataclass(frozen=True)
+class _StatArrays:
+    """Size (-1: missing or not a regular file), mtime, inode and change time of files."""
+
+    size: NDArray[np.int64]
+    mtime_ns: NDArray[np.int64]
+    inode: NDArray[np.int64]
+    ctime_ns: NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, count: int) -> _StatArrays:
+        size = np.full(count, -1, dtype=np.int64)
+        return cls(size, np.zeros_like(size), np.zeros_like(size), np.zeros_like(size))
+
+
+def _signed_inode(inode: int) -> int:
+    """``st_ino`` as a signed 64-bit integer (see :data:`INODE_MASK`)."""
+    return ((inode & INODE_MASK) ^ INODE_SIGN) - INODE_SIGN
+
+
+def _stat_range(keys: Sequence[str], start: int, stop: int, out: _StatArrays) -> None:
+    """Fill ``out`` for ``keys[start:stop]``; -1 size for missing or non-files."""
     for index in range(start, stop):
         try:
             info = os.stat(keys[index])
         except (OSError, ValueError):
             continue
         if stat.S_ISREG(info.st_mode):
-            size[index] = info.st_size
-            mtime[index] = info.st_mtime_ns
+            out.size[index] = info.st_size
+            out.mtime_ns[index] = info.st_mtime_ns
+            out.inode[index] = _signed_inode(info.st_ino)
+            out.ctime_ns[index] = info.st_ctime_ns if CTIME_IS_CHANGE_TIME else 0
 
 
-def _stat_all(keys: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Size and modification time (ns) of every file, stat'ed in a few threads.
+def _stat_all(keys: Sequence[str]) -> _StatArrays:
+    """What ``stat`` says of every file, stat'ed in a few threads.
 
     ``os.stat`` releases the GIL, so threads hide the latency of network file
     systems; on a local disk they cost the same CPU time as one loop (measured).
     """
     count = len(keys)
-    size = np.full(count, -1, dtype=np.int64)
-    mtime = np.zeros(count, dtype=np.int64)
+    out = _StatArrays.empty(count)
     if count <= STAT_CHUNK:
-        _stat_range(keys, 0, count, size, mtime)
-        return size, mtime
+        _stat_range(keys, 0, count, out)
+        return out
     _in_threads(
         [
-            partial(_stat_range, keys, start, min(count, start + STAT_CHUNK), size, mtime)
+            partial(_stat_range, keys, start, min(count, start + STAT_CHUNK), out)
             for start in range(0, count, STAT_CHUNK)
         ]
     )
-    return size, mtime
+    return out
 
 
 def _in_threads(tasks: list[Callable[[], None]]) -> None:
@@ -325,14 +386,24 @@ def _in_threads(tasks: list[Callable[[], None]]) -> None:
 
 
 def _content_digest(path: str, size: int) -> bytes | None:
-    """BLAKE2b of the first and last :data:`VERIFY_SPAN` bytes and the size."""
+    """BLAKE2b of the size and the whole content of a regular file (None if unreadable).
+
+    Files over :data:`~smartdownsample.loading.MAX_IMAGE_FILE_BYTES` are not
+    read (they are never decoded, so never cached).
+    """
+    if size > MAX_IMAGE_FILE_BYTES:
+        return None
     digest = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=DIGEST_SIZE)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, "rb") as handle:
-            digest.update(handle.read(VERIFY_SPAN))
-            if size > VERIFY_SPAN:
-                handle.seek(max(VERIFY_SPAN, size - VERIFY_SPAN))
-                digest.update(handle.read(VERIFY_SPAN))
+        descriptor = os.open(path, flags)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return None  # swapped for a FIFO or device since it was stat'ed
+            left = MAX_IMAGE_FILE_BYTES + 1
+            while left > 0 and (chunk := handle.read(min(VERIFY_CHUNK, left))):
+                digest.update(chunk)
+                left -= len(chunk)
     except OSError as exc:
         logger.debug("cannot read %s for its content digest: %s", path, exc)
         return None
@@ -394,6 +465,10 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
 def _check_layout() -> None:
     layout = str(FEATURE_DTYPE.descr)
     if layout != FEATURE_LAYOUT:
@@ -417,8 +492,8 @@ class FeatureCache:
     hash_size : int
         Hash size of the rows looked up and stored.
     verify_content : bool, default False
-        Also compare a digest of each file's first and last 64 KiB, which
-        detects changes that keep the size and modification time.
+        Also compare a digest of each file's whole content, which detects
+        changes that ``stat`` cannot see (see the module documentation).
     read_only : bool, default False
         Only look rows up. Chosen automatically when the file or its folder
         cannot be written.
@@ -469,7 +544,7 @@ class FeatureCache:
         self.n_hits = 0
         self.n_stored = 0
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, int, int, int, int, bytes | None, bytes]] = []
+        self._pending: list[_Row] = []
         self._last_commit = time.monotonic()
         self._lock_failures = 0
         self._warned = False
@@ -597,6 +672,7 @@ class FeatureCache:
                     "smartdownsample feature cache; it was left untouched; choose another "
                     "cache path or run without the cache (cache=None)"
                 )
+            self._upgrade(conn)
             self._validate(conn)
             if not self.read_only:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -633,6 +709,48 @@ class FeatureCache:
             raise
         logger.info("created feature cache %s", self.path)
 
+    def _upgrade(self, conn: sqlite3.Connection) -> None:
+        """Rebuild a cache of an older schema: its rows lack parts of today's key.
+
+        Schema 1 rows have no inode and change time, so they cannot be
+        checked against a rewritten file; they are dropped (and recomputed by
+        this run), never trusted. Another schema, or a cache this process
+        cannot write, is left to :meth:`_validate` to refuse.
+        """
+        if self.read_only or not 0 < _user_version(conn) < SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            old = _user_version(conn)  # again under the lock: another run may have done it
+            if not 0 < old < SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            dropped = int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+            conn.execute("DROP TABLE features")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("upgraded", time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+                    ("upgraded_by", f"smartdownsample {__version__}"),
+                ],
+            )
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        logger.warning(
+            "feature cache %s was written with cache schema %d, whose key lacks the inode and "
+            "change time; its %d rows were dropped and are recomputed by this run",
+            self.path,
+            old,
+            dropped,
+        )
+
     def _validate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -661,8 +779,8 @@ class FeatureCache:
         """Cached feature rows of ``paths`` that are still valid.
 
         Each file is stat'ed (a missing or unreadable file is a miss); a row
-        is a hit when its size and modification time (and digest, with
-        ``verify_content``) equal the file's.
+        is a hit when its size, modification time, inode and change time
+        (and digest, with ``verify_content``) equal the file's.
 
         Parameters
         ----------
@@ -681,9 +799,9 @@ class FeatureCache:
         """
         count = len(paths)
         keys = [_absolute(p) for p in paths]
-        size, mtime = _stat_all(keys)
-        digests = _digest_all(keys, size) if self.verify_content else None
-        stamps = _Stamps(keys, size, mtime, digests)
+        stats = _stat_all(keys)
+        digests = _digest_all(keys, stats.size) if self.verify_content else None
+        stamps = _Stamps(keys, stats.size, stats.mtime_ns, stats.inode, stats.ctime_ns, digests)
         rows = empty_features(count)
         hit = np.zeros(count, dtype=bool)
         with self._lock:
@@ -709,18 +827,20 @@ class FeatureCache:
             position = {_db_key(keys[i]): i for i in chunk}
             marks = ",".join("?" * len(position))
             found = self._conn.execute(
-                "SELECT path, size, mtime_ns, digest, row FROM features"
+                "SELECT path, size, mtime_ns, inode, ctime_ns, digest, row FROM features"
                 f" WHERE hash_size = ? AND feature_version = ? AND path IN ({marks})",
                 (self.hash_size, FEATURE_VERSION, *position),
             ).fetchall()
             if not found:
                 continue
-            names, sizes, mtimes, digests, blobs = zip(*found, strict=True)
+            names, sizes, mtimes, inodes, ctimes, digests, blobs = zip(*found, strict=True)
             # IN (...) matches exactly (BINARY collation), so every name is a key.
             where = np.fromiter((position[name] for name in names), np.int64, len(names))
             good = (np.array(sizes, dtype=np.int64) == stamps.size[where]) & (
                 np.array(mtimes, dtype=np.int64) == stamps.mtime_ns[where]
             )
+            good &= np.array(inodes, dtype=np.int64) == stamps.inode[where]
+            good &= np.array(ctimes, dtype=np.int64) == stamps.ctime_ns[where]
             good &= np.fromiter((len(blob) == itemsize for blob in blobs), bool, len(blobs))
             if stamps.digests is not None:
                 wanted = stamps.digests
@@ -801,6 +921,8 @@ class FeatureCache:
                     FEATURE_VERSION,
                     int(size[index]),
                     int(mtime[index]),
+                    int(token.inode[index]),
+                    int(token.ctime_ns[index]),
                     digest,
                     data[offset * itemsize : (offset + 1) * itemsize],
                 )
@@ -838,7 +960,7 @@ class FeatureCache:
             )
         # Otherwise the rows stay queued and the next commit tries again.
 
-    def _write(self, pending: list[tuple[str, int, int, int, int, bytes | None, bytes]]) -> None:
+    def _write(self, pending: list[_Row]) -> None:
         assert self._conn is not None
         try:
             # BEGIN inside the try: Ctrl-C right after it must not leave the write lock held.
@@ -920,8 +1042,8 @@ def open_cache(
     hash_size : int
         Hash size of the rows looked up and stored.
     verify_content : bool, default False
-        Also compare a digest of each file's first and last 64 KiB (see the
-        module documentation for what is detected without it).
+        Also compare a digest of each file's whole content (see the module
+        documentation for what is detected without it).
     read_only : bool, default False
         Never write (chosen automatically where the file cannot be written).
     busy_timeout : float, default 10.0

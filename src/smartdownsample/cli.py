@@ -343,6 +343,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, backend: bool = True) -
         f"cache folder, or in ${CACHE_ENV})",
     )
     cache.add_argument("--no-cache", action="store_true", help="do not use a feature cache")
+    group.add_argument(
+        "--verify-cache",
+        action="store_true",
+        help="reuse a cached image only if a digest of the whole file matches too (reads "
+        "every file once more; by default size, times and inode are compared, which is free)",
+    )
     if backend:
         group.add_argument(
             "--backend",
@@ -901,6 +907,7 @@ def _select(
         image_loading_errors="skip" if args.skip_unreadable else "raise",
         strategy=args.strategy,
         cache=args.cache_path,
+        verify_cache=args.verify_cache,
         backend=args.backend,
         client=client_holder[0],
         image_timeout=args.image_timeout,
@@ -919,6 +926,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "seed",
         "strategy",
         "skip_unreadable",
+        "verify_cache",
         "backend",
         "scheduler",
         "overwrite",

@@ -12,15 +12,18 @@ hostile file costs only that file, which is reported as failed ("the decoder
 crashed ...", "timed out after 60 s ..."), while the rest of the run goes on
 (see :mod:`smartdownsample._processes`). The per-image time limit is
 ``image_timeout`` of :func:`local_runner` (default
-:data:`DEFAULT_IMAGE_TIMEOUT`).
+:data:`DEFAULT_IMAGE_TIMEOUT`); thread and serial runs honour it too, by
+giving up the image and leaving its thread behind (:class:`_WatchedThreads`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,7 +31,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._exceptions import ImageLoadError, InvalidArgumentError
-from ._processes import DEFAULT_IMAGE_TIMEOUT, processes_supported
+from ._processes import (
+    DEFAULT_IMAGE_TIMEOUT,
+    FAULT_MARKERS,
+    MIN_POLL_SECONDS,
+    POLL_FRACTION,
+    TEST_FAULTS_ENV,
+    processes_supported,
+)
 from ._types import ExecutorKind
 from .features import empty_features, features_from_thumbnails
 from .loading import decode_file, thumbnail_side
@@ -58,6 +68,10 @@ little next to decoding (about 64 x 0.5 ms), small enough for smooth progress.""
 
 IN_FLIGHT_PER_WORKER = 4
 """Batches queued per worker thread: keeps workers busy while bounding memory."""
+
+THREAD_JOIN_SECONDS = 5.0
+"""How long the end of a thread run waits for its threads to finish the
+image each is on (they stop before the next one)."""
 
 MIN_BATCH_SIZE = 8
 """Smallest batch used to spread small inputs over the workers."""
@@ -307,8 +321,10 @@ def run_batches(
 
     With ``executor="process"`` a decoder that crashes or hangs (longer than
     ``image_timeout`` seconds on one image) costs only that image, which is
-    reported as failed; threads and serial runs cannot stop a hung decoder
-    and share the fate of a crashing one, and ignore ``image_timeout``.
+    reported as failed. Threads and serial runs share the fate of a crashing
+    decoder, and cannot stop a hung one; they too report an image that takes
+    longer than ``image_timeout`` as timed out and go on with the rest, in a
+    new thread, leaving the hung thread behind (see :func:`_run_watched`).
     """
     kind = choose_executor(executor, workers, len(todo))
     if executor == "auto" and kind == "process":
@@ -324,11 +340,9 @@ def run_batches(
         if remaining is None:
             return
         todo, kind = remaining, "thread"
-    if kind == "serial" or workers <= 1:
-        for batch in iter_batches(todo, size):
-            on_batch(batch, extract_batch([paths[i] for i in batch], hash_size))
-        return
-    _run_in_threads(paths, todo, hash_size, workers, size, on_batch)
+    if kind == "serial":
+        workers = 1  # one decoding thread, so that this one can watch the clock
+    _run_watched(paths, todo, hash_size, workers, size, image_timeout, on_batch)
 
 
 def _run_in_processes(
@@ -355,33 +369,177 @@ def _run_in_processes(
     return None
 
 
-def _run_in_threads(
+class _Dropped(Exception):
+    """Raised inside a decoding thread whose job was given up (timed out or run ended)."""
+
+
+@dataclass(eq=False)  # compared by identity: a batch array has no truth value
+class _Job:
+    """A batch for a decoding thread, and which of its images is being decoded since when."""
+
+    batch: NDArray[np.int64]
+    current: tuple[int, float] | None = None  # (position, monotonic start); one atomic write
+    dropped: bool = False
+    thread: threading.Thread | None = None  # the thread running it
+
+
+class _WatchedThreads:
+    """Daemon threads decoding batches while the calling thread watches each image's clock.
+
+    A thread cannot be stopped from outside, so an image that takes longer
+    than ``image_timeout`` is given up: it is reported as timed out, the rest
+    of its batch goes back to the queue, a new thread takes the hung one's
+    place, and whatever the hung thread returns later is ignored. It stops by
+    itself before its next image if its decoder ever returns; if not, it idles
+    in the background (a daemon thread, so it never keeps the program alive).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        hash_size: int,
+        image_timeout: float,
+        on_batch: Callable[[NDArray[np.int64], BatchResult], None],
+    ) -> None:
+        self.paths = paths
+        self.hash_size = hash_size
+        self.image_timeout = image_timeout
+        self.on_batch = on_batch
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.results: queue.Queue[tuple[_Job, BatchResult | BaseException]] = queue.Queue()
+        self.in_flight: list[_Job] = []
+        self.threads: list[threading.Thread] = []
+        self.left_behind: set[threading.Thread] = set()
+        self.stopping = threading.Event()
+        self.armed = os.environ.get(TEST_FAULTS_ENV) == "1"
+        self.timed_out = 0
+
+    def start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"smartdownsample-{len(self.threads)}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+
+    def submit(self, batch: NDArray[np.int64]) -> None:
+        job = _Job(batch)
+        self.in_flight.append(job)
+        self.jobs.put(job)
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            job = self.jobs.get()
+            if job is None:
+                return
+            job.thread = threading.current_thread()
+
+            def mark(position: int, job: _Job = job) -> None:
+                if job.dropped or self.stopping.is_set():
+                    raise _Dropped
+                job.current = (position, time.monotonic())
+                if self.armed and FAULT_MARKERS[2] in os.path.basename(
+                    self.paths[int(job.batch[position])]
+                ):  # the test-only hang marker (crash markers would end the caller)
+                    while True:
+                        time.sleep(3600)
+
+            try:
+                outcome: BatchResult | BaseException = extract_batch(
+                    [self.paths[i] for i in job.batch], self.hash_size, on_image=mark
+                )
+            except _Dropped:
+                outcome = _Dropped()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the watching thread
+                outcome = exc
+            self.results.put((job, outcome))
+            if job.dropped:
+                return  # a replacement thread took this one's place
+
+    def wait_one(self) -> None:
+        """Hand on the next finished batch, or give up images past the time limit."""
+        poll = max(MIN_POLL_SECONDS, self.image_timeout * POLL_FRACTION)
+        try:
+            job, outcome = self.results.get(timeout=poll)
+        except queue.Empty:
+            self._check_clocks()
+            return
+        if job.dropped:
+            return
+        self.in_flight.remove(job)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        self.on_batch(job.batch, outcome)
+
+    def _check_clocks(self) -> None:
+        now = time.monotonic()
+        for job in list(self.in_flight):
+            current = job.current
+            if current is None or now - current[1] <= self.image_timeout:
+                continue
+            position = current[0]
+            job.dropped = True
+            self.in_flight.remove(job)
+            self.timed_out += 1
+            if job.thread is not None:
+                self.left_behind.add(job.thread)
+            path = self.paths[int(job.batch[position])]
+            logger.warning(
+                "%s: no result after %g s; counted as failed, its decoding thread is left "
+                "behind and a new one goes on",
+                path,
+                self.image_timeout,
+            )
+            self.start_thread()
+            rest = np.delete(job.batch, position)
+            if len(rest):
+                self.submit(rest)
+            self.on_batch(
+                job.batch[position : position + 1],
+                failed_batch(
+                    1,
+                    f"timed out after {self.image_timeout:g} s: the decoder hung on this file "
+                    "(damaged file or stalled file system?); its thread was left behind",
+                ),
+            )
+
+    def close(self) -> None:
+        """Stop the threads at their next image and wait (briefly) for the live ones."""
+        self.stopping.set()
+        for job in self.in_flight:
+            job.dropped = True
+        for _ in self.threads:
+            self.jobs.put(None)
+        deadline = time.monotonic() + THREAD_JOIN_SECONDS
+        for thread in self.threads:
+            if thread not in self.left_behind:  # a hung one would only make us wait
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _run_watched(
     paths: Sequence[str],
     todo: NDArray[np.int64],
     hash_size: int,
     workers: int,
     size: int,
+    image_timeout: float,
     on_batch: Callable[[NDArray[np.int64], BatchResult], None],
 ) -> None:
+    """Run batches in ``workers`` threads with ``image_timeout`` (see :class:`_WatchedThreads`)."""
     limit = max(1, workers * IN_FLIGHT_PER_WORKER)
-    pending: dict[Future[BatchResult], NDArray[np.int64]] = {}
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smartdownsample")
+    watched = _WatchedThreads(paths, hash_size, image_timeout, on_batch)
     try:
+        for _ in range(max(1, workers)):
+            watched.start_thread()
         for batch in iter_batches(todo, size):
-            future = pool.submit(extract_batch, [paths[i] for i in batch], hash_size)
-            pending[future] = batch
-            if len(pending) >= limit:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for finished in done:
-                    on_batch(pending.pop(finished), finished.result())
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for finished in done:
-                on_batch(pending.pop(finished), finished.result())
+            watched.submit(batch)
+            while len(watched.in_flight) >= limit:
+                watched.wait_one()
+        while watched.in_flight:
+            watched.wait_one()
     finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        watched.close()
+    if watched.timed_out:
+        logger.info("%d image(s) timed out in decoding threads", watched.timed_out)
 
 
 class BatchRunner(Protocol):
@@ -433,8 +591,9 @@ def local_runner(
     executor : {"auto", "process", "thread", "serial"}, default "auto"
         See :func:`choose_executor` for what ``"auto"`` picks.
     image_timeout : float, default :data:`DEFAULT_IMAGE_TIMEOUT`
-        Seconds one image may take in a worker process before the worker is
-        stopped and the image reported as failed (process workers only).
+        Seconds one image may take before it is reported as failed: a worker
+        process is stopped, a decoding thread (which cannot be stopped) is
+        left behind and replaced.
 
     Examples
     --------

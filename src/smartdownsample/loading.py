@@ -52,11 +52,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import errno
 import io
 import logging
 import math
 import os
 import re
+import stat
 import struct
 import time
 from dataclasses import dataclass
@@ -112,6 +114,13 @@ _EXIF_DATETIME_PATTERN = re.compile(
 
 FAST_JPEG_AVAILABLE: bool = _simplejpeg is not None
 """True when the simplejpeg fast path for JPEG files is installed."""
+
+MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
+"""Most bytes read for one image (64 MiB). A camera-trap frame is under
+50 MB (a 1920x1080 JPEG ~0.8 MB, a 24 MP JPEG ~12 MB, a 16-bit 24 MP TIFF
+~48 MB); a larger file named like an image is a video, a disk image or a
+sparse file, and reading it whole cost the 1.x release gigabytes of memory.
+Larger files are reported as unreadable without being read."""
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 """Start of image marker followed by the first marker's 0xFF: every JPEG file starts so."""
@@ -670,11 +679,81 @@ def decode_bytes(
         raise ImageLoadError(name, _describe(exc)) from exc
 
 
+def _open_image_file(name: str) -> int:
+    """Open ``name`` for reading without ever blocking on it; the descriptor.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting
+    for a writer (it changes nothing for regular files), so the caller can
+    ``fstat`` the descriptor and refuse what is not a regular file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    return os.open(name, flags | getattr(os, "O_CLOEXEC", 0))
+
+
+def _read_regular_file(name: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_IMAGE_FILE_BYTES`.
+
+    The opened descriptor is checked (not the path, which could be swapped
+    in between): a FIFO, socket or device (``/dev/zero``, ``/dev/urandom``,
+    a symbolic link to one) is refused before any read, and so is a file
+    larger than the cap, without reading it.
+    """
+    descriptor = _open_image_file(name)
+    try:
+        info = os.fstat(descriptor)
+        _check_regular(name, info)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
+        data = handle.read(info.st_size + 1)
+        if len(data) > info.st_size:  # the file grew since fstat: read on, up to the cap
+            data += handle.read(MAX_IMAGE_FILE_BYTES + 1 - len(data))
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise ImageLoadError(name, _too_large(len(data)))
+    return data
+
+
+def _check_regular(name: str, info: os.stat_result) -> None:
+    """Refuse a folder, a non-regular file, or a file over the size cap."""
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError(
+            name,
+            f"not a regular file (a {_file_kind(info.st_mode)}); only regular image files are read",
+        )
+    if info.st_size > MAX_IMAGE_FILE_BYTES:
+        raise ImageLoadError(name, _too_large(info.st_size))
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = (
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((word for test, word in kinds if test(mode)), "special file")
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the file is larger than {MAX_IMAGE_FILE_BYTES:,} bytes ({size:,} bytes), the most "
+        "read for one image (camera-trap images are under 50 MB): is it a video or a disk "
+        "image with an image extension?"
+    )
+
+
 def decode_file(path: str | os.PathLike[str], side: int, *, fast: bool = True) -> DecodedImage:
     """Read and decode one image file into a :class:`DecodedImage`.
 
     The file is opened read-only and read in one call, which suits network
-    file systems. Errors name the file. ``fast`` is as for :func:`decode_bytes`.
+    file systems. Only regular files of at most :data:`MAX_IMAGE_FILE_BYTES`
+    are read: a FIFO, a device (or a link to one) or a larger file is
+    reported as unreadable without blocking or reading it. Errors name the
+    file. ``fast`` is as for :func:`decode_bytes`.
 
     Examples
     --------
@@ -688,8 +767,7 @@ def decode_file(path: str | os.PathLike[str], side: int, *, fast: bool = True) -
     """
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            data = handle.read()
+        data = _read_regular_file(name)
     except IsADirectoryError as exc:
         raise ImageLoadError(name, "this is a folder, not an image file") from exc
     except FileNotFoundError as exc:

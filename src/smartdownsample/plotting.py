@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ._exceptions import ImageLoadError, InvalidArgumentError, MissingExtraError
 from .loading import decode_file
@@ -29,11 +29,14 @@ __all__ = [
     "save_thumbnails",
     "show_distribution",
     "show_thumbnails",
+    "shown_members",
     "thumbnail_sheet",
 ]
 
 GRID_SIDE = 5
-"""Each bucket shows a 5x5 grid: its first 25 images in natural path order."""
+"""Each bucket shows a 5x5 grid: up to 25 of its images, the kept ones first
+(natural path order), then the excluded ones, so every kept image of a bucket
+of up to 25 kept images is seen."""
 
 MAX_SHEET_SIDE = 2400
 """Largest side of the thumbnail sheet in pixels; cells shrink as buckets
@@ -44,8 +47,19 @@ MAX_CELL = 72
 
 MIN_CELL = 24
 BORDER = 3
-TITLE_HEIGHT = 14
 GAP = 8
+
+LABEL_FONT_SIZE = 15
+"""Pixel size of grid titles and the legend: readable at 100% zoom (the
+9-pixel bitmap font of 1.x was not); smaller only when a title would not fit
+its grid, never below :data:`MIN_LABEL_FONT_SIZE`."""
+
+MIN_LABEL_FONT_SIZE = 11
+LINE_SPACING = 3
+"""Pixels between text lines."""
+
+LEGEND_SWATCH = 14
+"""Side of the colour squares in the legend."""
 KEPT_COLOUR = (46, 160, 67)
 EXCLUDED_COLOUR = (200, 40, 40)
 UNREADABLE_COLOUR = (128, 128, 128)
@@ -143,12 +157,92 @@ def _tile(path: str, cell: int) -> NDArray[np.uint8] | None:
     return thumbnail
 
 
-def thumbnail_sheet(result: SelectionResult) -> Image.Image:
-    """One image holding a 5x5 grid per bucket, grids in a square layout.
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at ``size`` pixels (Pillow >= 10.1), else its bitmap font."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # pragma: no cover - Pillow 10.0 has only the fixed bitmap font
+        return ImageFont.load_default()
 
-    Each grid shows the first 25 images of the bucket in natural path order,
-    framed green when kept and red when excluded, and is titled with the
-    bucket's number from the summary and chart.
+
+def _fitting_font(
+    draw: ImageDraw.ImageDraw, lines: list[str], width: int
+) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """The largest font from :data:`LABEL_FONT_SIZE` down in which every line fits ``width``."""
+    size = LABEL_FONT_SIZE
+    font = _font(size)
+    while size > MIN_LABEL_FONT_SIZE and max(draw.textlength(t, font=font) for t in lines) > width:
+        size -= 1
+        font = _font(size)
+    return font
+
+
+def _line_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    bottom = font.getbbox("Ag#(")[3]
+    return int(bottom) + LINE_SPACING
+
+
+def shown_members(result: SelectionResult, key: int) -> list[int]:
+    """The images a bucket's grid shows: kept ones first, then excluded, natural order each.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> fake = SimpleNamespace(
+    ...     bucket_members=lambda key: [0, 1, 2, 3], selected=np.array([0, 1, 0, 1], bool)
+    ... )
+    >>> shown_members(fake, 0)
+    [1, 3, 0, 2]
+    """
+    members = result.bucket_members(key)
+    kept = [position for position in members if result.selected[position]]
+    excluded = [position for position in members if not result.selected[position]]
+    return (kept + excluded)[: GRID_SIDE * GRID_SIDE]
+
+
+def _titles(result: SelectionResult) -> list[tuple[str, str]]:
+    """Two title lines per bucket: number and counts, then the bucket's label."""
+    return [
+        (f"#{bucket.rank}: {bucket.kept} kept of {bucket.size}", bucket.label)
+        for bucket in result.buckets
+    ]
+
+
+def _draw_legend(
+    draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, top: int
+) -> None:
+    """One line: what the frame colours mean and in which order images are shown."""
+    x = GAP
+    entries = (
+        (KEPT_COLOUR, "kept"),
+        (EXCLUDED_COLOUR, "excluded"),
+        (UNREADABLE_COLOUR, "unreadable"),
+    )
+    for colour, word in entries:
+        draw.rectangle((x, top, x + LEGEND_SWATCH - 1, top + LEGEND_SWATCH - 1), fill=colour)
+        x += LEGEND_SWATCH + 5
+        draw.text((x, top), word, fill=(0, 0, 0), font=font)
+        x += int(draw.textlength(word, font=font)) + 16
+    note = f"each grid: kept images first, then excluded (up to {GRID_SIDE * GRID_SIDE})"
+    draw.text((x, top), note, fill=(0, 0, 0), font=font)
+
+
+def _legend_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    words = ("kept", "excluded", "unreadable")
+    note = f"each grid: kept images first, then excluded (up to {GRID_SIDE * GRID_SIDE})"
+    text = sum(int(probe.textlength(word, font=font)) + LEGEND_SWATCH + 21 for word in words)
+    return GAP + text + int(probe.textlength(note, font=font)) + GAP
+
+
+def thumbnail_sheet(result: SelectionResult) -> Image.Image:
+    """One image holding a 5x5 grid per bucket, grids in a square layout, under a legend.
+
+    Each grid shows up to 25 of the bucket's images, the kept ones first and
+    then the excluded ones (natural path order within each), framed green
+    when kept and red when excluded (grey: unreadable now), and is titled with
+    the bucket's number from the summary and chart, its counts and its label.
     """
     buckets = result.buckets
     if not buckets:
@@ -156,19 +250,28 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
     columns, cell = _cell_size(len(buckets))
     framed = cell + 2 * BORDER
     grid_w = GRID_SIDE * framed
-    grid_h = TITLE_HEIGHT + GRID_SIDE * framed
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    titles = _titles(result)
+    font = _fitting_font(probe, [line for pair in titles for line in pair], grid_w - 2)
+    legend_font = _font(LABEL_FONT_SIZE)
+    line = _line_height(font)
+    title_h = 2 * line + LINE_SPACING
+    legend_h = max(LEGEND_SWATCH, _line_height(legend_font)) + 2 * GAP
+    grid_h = title_h + GRID_SIDE * framed
     rows = math.ceil(len(buckets) / columns)
-    sheet = Image.new("RGB", (columns * (grid_w + GAP), rows * (grid_h + GAP)), BACKGROUND)
+    width = max(columns * (grid_w + GAP), _legend_width(legend_font))
+    sheet = Image.new("RGB", (width, legend_h + rows * (grid_h + GAP)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
+    _draw_legend(draw, legend_font, GAP)
     for slot, bucket in enumerate(buckets):
         left = (slot % columns) * (grid_w + GAP)
-        top = (slot // columns) * (grid_h + GAP)
-        title = f"#{bucket.rank} {bucket.label} ({bucket.kept}/{bucket.size})"
-        draw.text((left + 2, top + 1), title, fill=(0, 0, 0))
-        members = result.bucket_members(bucket.key)[: GRID_SIDE * GRID_SIDE]
-        for n, position in enumerate(members):
+        top = legend_h + (slot // columns) * (grid_h + GAP)
+        first, second = titles[slot]
+        draw.text((left + 1, top), first, fill=(0, 0, 0), font=font)
+        draw.text((left + 1, top + line), second, fill=(60, 60, 60), font=font)
+        for n, position in enumerate(shown_members(result, bucket.key)):
             x = left + (n % GRID_SIDE) * framed
-            y = top + TITLE_HEIGHT + (n // GRID_SIDE) * framed
+            y = top + title_h + (n // GRID_SIDE) * framed
             colour = KEPT_COLOUR if result.selected[position] else EXCLUDED_COLOUR
             draw.rectangle((x, y, x + framed - 1, y + framed - 1), fill=colour)
             tile = _tile(result.paths[position], cell)
@@ -209,6 +312,6 @@ def show_thumbnails(result: SelectionResult) -> None:
     figure, axes = plt.subplots(figsize=(width, height))
     axes.imshow(np.asarray(sheet))
     axes.set_axis_off()
-    axes.set_title("First 25 images per bucket: green kept, red excluded")
+    axes.set_title("Per bucket: kept images (green) first, then excluded (red)")
     figure.tight_layout()
     plt.show()

@@ -240,7 +240,7 @@ class SelectionResult:
     @property
     def raw_bucket_ids(self) -> NDArray[np.int16]:
         """Bucket of each image from its own features alone (-1 failed)."""
-        raw = bucket_ids(self.features)
+        raw = bucket_ids(self.features, self.strategy)
         return np.where(self.ok, raw, -1).astype(np.int16)
 
     def bucket_members(self, key: int) -> list[int]:
