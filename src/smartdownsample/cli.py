@@ -305,7 +305,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, backend: bool = True) -
         type=_positive_seconds,
         default=DEFAULT_IMAGE_TIMEOUT,
         metavar="SECONDS",
-        help="report an image as failed when a worker process spends longer than this on it "
+        help="report an image as failed when decoding it takes longer than this "
         f"(default {DEFAULT_IMAGE_TIMEOUT:g})",
     )
     group.add_argument(
@@ -1635,7 +1635,7 @@ def _run_demo(args: argparse.Namespace, started: float) -> int:
         print(f"demo outputs in {folder}:")
         descriptions = {
             "distribution.png": "kept vs excluded images per bucket (bar chart)",
-            "thumbnails.png": "first 25 images of every bucket; kept framed green, excluded red",
+            "thumbnails.png": "each bucket's kept images, then excluded; kept green, excluded red",
             "selected.txt": "the selected paths, one a line",
             "manifest.csv": "every image with its bucket, burst, features and kept or not",
             "report.json": "parameters, counts, bucket table and timing",
