@@ -15,10 +15,14 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import (
     CacheError,
+    CacheWarning,
+    DetectionFileError,
     ImageLoadError,
     InvalidArgumentError,
     MissingExtraError,
@@ -26,14 +30,32 @@ from ._exceptions import (
 )
 from ._version import __version__
 from .api import downsample, sample_diverse
-from .cache import CacheWarning
 from .result import BucketStats, Failure, SelectionResult
-from .synthetic import SyntheticDataset, load_dataset, make_dataset
+
+if TYPE_CHECKING:
+    from .synthetic import SyntheticDataset, load_dataset, make_dataset
+
+_LAZY = {
+    "SyntheticDataset": "synthetic",
+    "load_dataset": "synthetic",
+    "make_dataset": "synthetic",
+}
+"""Names imported on first use: the synthetic data maker serves the demo,
+tests and benchmarks, and is not loaded by ``import smartdownsample``."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "BucketStats",
     "CacheError",
     "CacheWarning",
+    "DetectionFileError",
     "Failure",
     "ImageLoadError",
     "InvalidArgumentError",

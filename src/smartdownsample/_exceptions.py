@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "CacheError",
+    "CacheWarning",
     "DetectionFileError",
     "ImageLoadError",
     "InvalidArgumentError",
@@ -108,3 +109,7 @@ class DetectionFileError(SmartDownsampleError):
         if fix:
             message += f" ({fix})"
         super().__init__(message.replace("\n", " ").replace("\r", " "))
+
+
+class CacheWarning(UserWarning):
+    """The feature cache could not be used or written; the run goes on without it."""

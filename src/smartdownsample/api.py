@@ -1,9 +1,9 @@
 """The public entry points: :func:`downsample` and :func:`sample_diverse`.
 
-They tie the pipeline stages together::
-
-    paths -> (dedupe, natural sort) -> features (N x F) -> bucket ids (N,)
-          -> bursts (N,) -> selected positions (K,) -> SelectionResult
+Facades that do no work of their own: they check the arguments (each error
+names the parameter and the fix), build the runner and open the cache, and
+hand over to :func:`smartdownsample.pipeline.run`. ``sample_diverse`` is
+``downsample`` plus what the 1.x API printed and drew.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import re
 import secrets
-import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
-from numpy.typing import NDArray
 
+from . import pipeline
 from ._exceptions import ImageLoadError, InvalidArgumentError
-from ._paths import absolute_path, same_files
 from ._types import (
     BACKENDS,
     ERROR_POLICIES,
@@ -33,21 +30,9 @@ from ._types import (
     ExecutorKind,
     Strategy,
 )
-from .buckets import bucket_ids
-from .bursts import find_bursts
-from .extract import (
-    DEFAULT_IMAGE_TIMEOUT,
-    BatchRunner,
-    FeatureStore,
-    extract_features,
-    local_runner,
-)
-from .report import count_noun
-from .result import Failure, SelectionResult, bucket_table
-from .selection import select_burst_aware, select_by_buckets
-
-if TYPE_CHECKING:
-    from tqdm import tqdm
+from .extract import DEFAULT_IMAGE_TIMEOUT, BatchRunner, FeatureStore, local_runner
+from .paths import natural_order
+from .result import SelectionResult
 
 __all__ = ["downsample", "natural_order", "sample_diverse"]
 
@@ -60,47 +45,6 @@ MAX_HASH_SIZE = 64
 """Beyond 64 the thumbnail would be larger than most camera-trap crops."""
 
 SKIP_HINT = "pass image_loading_errors='skip' to skip unreadable files"
-
-_DIGITS = re.compile(r"(\d+)")
-_SEPARATORS = re.compile(r"[\\/]+" if os.altsep or os.sep == "\\" else r"/+")
-
-
-def _name_key(name: str) -> tuple[str | int, ...]:
-    """Natural key of one name: text case-folded, digit runs as numbers."""
-    parts = _DIGITS.split(name.casefold())
-    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
-
-
-def _folder_key(folder: str) -> tuple[tuple[str | int, ...], ...]:
-    return tuple(_name_key(part) for part in _SEPARATORS.split(folder))
-
-
-def natural_order(paths: Sequence[str]) -> NDArray[np.int64]:
-    """Positions that sort ``paths`` naturally, folder by folder.
-
-    Folders are ordered by their natural path, and a folder's files come
-    before its subfolders' files. Numbers compare as numbers (``img2`` before
-    ``img10``) and case is ignored, as in file managers; names with equal
-    natural keys are ordered by the exact string, so the order never depends
-    on the order of the input. Sort keys exist for one folder at a time, so a
-    million paths need little memory.
-
-    Examples
-    --------
-    >>> natural_order(["b/img10.jpg", "b/IMG2.jpg", "a/x.jpg", "b/c/1.jpg"]).tolist()
-    [2, 1, 0, 3]
-    """
-    folders: dict[str, list[int]] = {}
-    for index, path in enumerate(paths):
-        folders.setdefault(os.path.dirname(path), []).append(index)
-    order = np.empty(len(paths), dtype=np.int64)
-    filled = 0
-    for folder in sorted(folders, key=lambda name: (_folder_key(name), name)):
-        members = folders[folder]
-        members.sort(key=lambda i: (_name_key(os.path.basename(paths[i])), paths[i]))
-        order[filled : filled + len(members)] = members
-        filled += len(members)
-    return order
 
 
 def _check_int(name: str, value: object, minimum: int, fix: str) -> int:
@@ -118,129 +62,6 @@ def _check_choice(name: str, value: object, choices: Sequence[str]) -> None:
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise InvalidArgumentError(f"{name} must be one of {options}, got {value!r}")
-
-
-def _is_table(value: object) -> bool:
-    """A pandas (or similar) DataFrame, recognised without importing pandas."""
-    return hasattr(value, "columns") and hasattr(value, "iloc")
-
-
-def _as_path_list(image_paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    if isinstance(image_paths, (str, bytes, os.PathLike)):
-        raise InvalidArgumentError(
-            f"image_paths must be a list of paths, got a single path {image_paths!r}; "
-            "wrap it in a list, or pass a folder's files (the CLI searches folders)"
-        )
-    if _is_table(image_paths):
-        columns = [str(column) for column in getattr(image_paths, "columns", [])]
-        example = columns[0] if len(columns) == 1 else "path"
-        raise InvalidArgumentError(
-            f"image_paths is a table ({type(image_paths).__name__} with columns "
-            f"{', '.join(map(repr, columns)) or 'none'}), which iterates its column names; "
-            f"pass its column of paths, e.g. df[{example!r}]"
-        )
-    try:
-        items = list(image_paths)
-    except TypeError as exc:
-        raise InvalidArgumentError(
-            f"image_paths must be a list of file paths, got {type(image_paths).__name__}"
-        ) from exc
-    paths: list[str] = []
-    for index, item in enumerate(items):
-        if isinstance(item, str):
-            paths.append(item)
-        elif isinstance(item, os.PathLike):
-            text = os.fspath(item)
-            if not isinstance(text, str):
-                raise InvalidArgumentError(
-                    f"image_paths[{index}] is a bytes path {text!r}; pass it as str"
-                )
-            paths.append(text)
-        else:
-            raise InvalidArgumentError(
-                f"image_paths[{index}] must be a str or pathlib.Path, got {item!r} "
-                f"({type(item).__name__})"
-            )
-    return paths
-
-
-def _distinct(paths: list[str]) -> tuple[list[str], NDArray[np.int64], list[str]]:
-    """Distinct paths (first occurrence), their input indices and absolute forms."""
-    seen: dict[str, int] = {}
-    absolute: list[str] = []
-    firsts: list[int] = []
-    for index, path in enumerate(paths):
-        full = absolute_path(path)
-        if full == path:
-            full = path  # keep one string, not two equal copies, per absolute path
-        key = os.path.normcase(full)
-        if key in seen:
-            continue
-        seen[key] = index
-        firsts.append(index)
-        absolute.append(full)
-    return [paths[i] for i in firsts], np.array(firsts, dtype=np.int64), absolute
-
-
-_Distinct = tuple[list[str], NDArray[np.int64], list[str], NDArray[np.int64]]
-
-
-def _one_path_per_file(
-    paths: list[str], indices: NDArray[np.int64], absolute: list[str], order: NDArray[np.int64]
-) -> tuple[_Distinct, tuple[tuple[int, int], ...]]:
-    """Drop paths naming a file an earlier path (in natural order) names: hard or symbolic
-    links, linked folders. Returns the kept paths, input indices, absolute forms and
-    natural order, and (dropped, kept) caller indices."""
-    merged = same_files(absolute, order.tolist())
-    if not merged:
-        return (paths, indices, absolute, order), ()
-    pairs = tuple(sorted((int(indices[drop]), int(indices[keep])) for drop, keep in merged.items()))
-    keep = np.ones(len(paths), dtype=bool)
-    keep[list(merged)] = False
-    renumber = np.cumsum(keep) - 1
-    kept_order = renumber[order[keep[order]]]
-    first_drop, first_keep = next(iter(merged.items()))
-    logger.info(
-        "%d image paths name a file already given under another path (hard or symbolic "
-        "link) and count once (see result.merged), e.g. %s is %s",
-        len(merged),
-        paths[first_drop],
-        paths[first_keep],
-    )
-    positions = np.flatnonzero(keep)
-    return (
-        [paths[i] for i in positions],
-        indices[keep],
-        [absolute[i] for i in positions],
-        kept_order,
-    ), pairs
-
-
-def _folder_ids(absolute_sorted: Sequence[str]) -> NDArray[np.int64]:
-    folders = [os.path.dirname(path) for path in absolute_sorted]
-    ids = np.zeros(len(folders), dtype=np.int64)
-    for i in range(1, len(folders)):
-        ids[i] = ids[i - 1] + (folders[i] != folders[i - 1])
-    return ids
-
-
-class _Progress:
-    """A tqdm bar on stderr when wanted, else nothing."""
-
-    def __init__(self, enabled: bool, total: int, desc: str) -> None:
-        self._bar: tqdm[Any] | None = None
-        if enabled and total:
-            from tqdm.auto import tqdm as make_bar
-
-            self._bar = make_bar(total=total, desc=desc, unit="img", dynamic_ncols=True)
-
-    def update(self, count: int) -> None:
-        if self._bar is not None:
-            self._bar.update(count)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 def _build_runner(
@@ -365,7 +186,6 @@ def downsample(
     >>> len(result.selected_paths), len(set(result.selected_paths))
     (10, 10)
     """
-    started = time.perf_counter()
     target = _check_int("target_count", target_count, 0, "pass how many images to keep")
     hash_size = _check_int(
         "hash_size",
@@ -388,137 +208,39 @@ def downsample(
     _check_choice("executor", executor, EXECUTOR_KINDS)
     seed = secrets.randbits(32) if random_seed is None else random_seed
 
-    raw_paths = _as_path_list(image_paths)
-    paths, input_indices, absolute = _distinct(raw_paths)
-    timings: dict[str, float] = {}
-    timings["listing"] = time.perf_counter() - started
-
-    stage = time.perf_counter()
-    order = natural_order(absolute)
-    timings["sorting"] = time.perf_counter() - stage
-    stage = time.perf_counter()
-    (paths, input_indices, absolute, order), merged = _one_path_per_file(
-        paths, input_indices, absolute, order
-    )
-    sorted_abs = [absolute[i] for i in order]
-    timings["listing"] += time.perf_counter() - stage
-
-    stage = time.perf_counter()
     store = _open_cache(cache, hash_size, verify_cache)
     if not isinstance(image_timeout, (int, float)) or not image_timeout > 0:
         raise InvalidArgumentError(
             f"image_timeout must be a positive number of seconds, got {image_timeout!r}"
         )
     runner = _build_runner(backend, n_workers, executor, client, float(image_timeout))
-
-    def fail_fast(index: int, reason: str) -> None:
-        position = int(order[index])
-        if image_loading_errors == "raise":
-            raise ImageLoadError(paths[position], reason, hint=SKIP_HINT)
-        logger.warning("skipping unreadable image %s: %s", paths[position], reason)
-
-    bar = _Progress(show_progress, len(sorted_abs), "Computing features")
     try:
-        extraction = extract_features(
-            sorted_abs,
-            hash_size,
+        return pipeline.run(
+            image_paths,
+            target,
+            hash_size=hash_size,
+            seed=seed,
+            random_seed=random_seed,
+            strategy=strategy,
             runner=runner,
             cache=store,
-            progress=bar.update,
-            on_failure=fail_fast,
+            show_progress=show_progress,
+            on_failure=_failure_policy(image_loading_errors),
         )
     finally:
-        bar.close()
         if store is not None and store is not cache and hasattr(store, "close"):
             store.close()  # only a cache this call opened; a caller's own stays open
-    timings["features"] = time.perf_counter() - stage
 
-    stage = time.perf_counter()
-    ok_sorted = extraction.ok
-    readable = np.flatnonzero(ok_sorted)
-    features_sorted = extraction.features
-    buckets_sorted = np.full(len(sorted_abs), -1, dtype=np.int64)
-    bursts_sorted = np.full(len(sorted_abs), -1, dtype=np.int64)
-    if len(readable):
-        feats = features_sorted[readable]
-        raw_buckets = bucket_ids(feats, strategy).astype(np.int64)
-        folders = _folder_ids([sorted_abs[i] for i in readable])
-        bursts = find_bursts(
-            folders,
-            feats["dhash"],
-            feats["mean_rgb"],
-            feats["capture_time"],
-            contrast=feats["contrast"],
-        )
-        bursts_sorted[readable] = bursts
-        if strategy == "burst":
-            from .selection import home_buckets
 
-            used_buckets = home_buckets(raw_buckets, bursts)
-            picked = select_burst_aware(raw_buckets, bursts, target, seed, colour=feats["mean_rgb"])
-        else:
-            used_buckets = raw_buckets
-            picked = select_by_buckets(raw_buckets, target, seed)
-        buckets_sorted[readable] = used_buckets
-        chosen_sorted = readable[picked]
-    else:
-        chosen_sorted = np.zeros(0, dtype=np.int64)
-    timings["selection"] = time.perf_counter() - stage
+def _failure_policy(policy: ErrorPolicy) -> pipeline.FailureHandler:
+    """Stop at an unreadable image (naming it), or log it and go on."""
 
-    # Back from natural order to the caller's order.
-    count = len(paths)
-    features = np.empty_like(features_sorted)
-    features[order] = features_sorted
-    ok = np.zeros(count, dtype=bool)
-    ok[order] = ok_sorted
-    bucket_of = np.empty(count, dtype=np.int16)
-    bucket_of[order] = buckets_sorted
-    burst_of = np.empty(count, dtype=np.int64)
-    burst_of[order] = bursts_sorted
-    selected = np.zeros(count, dtype=bool)
-    selected[order[chosen_sorted]] = True
-    failures = tuple(
-        Failure(paths[int(order[i])], int(input_indices[order[i]]), reason)
-        for i, reason in sorted(extraction.errors.items())
-    )
+    def handle(path: str, reason: str) -> None:
+        if policy == "raise":
+            raise ImageLoadError(path, reason, hint=SKIP_HINT)
+        logger.warning("skipping unreadable image %s: %s", path, reason)
 
-    stage = time.perf_counter()
-    result = SelectionResult(
-        paths=paths,
-        input_indices=input_indices,
-        features=features,
-        ok=ok,
-        bucket_ids=bucket_of,
-        burst_ids=burst_of,
-        selected=selected,
-        natural_order=order,
-        buckets=bucket_table(bucket_of, burst_of, selected),
-        failures=failures,
-        target_count=target,
-        hash_size=hash_size,
-        random_seed=random_seed,
-        strategy=strategy,
-        n_input=len(raw_paths),
-        n_cached=extraction.n_cached,
-        timings=timings,
-        merged=merged,
-    )
-    timings["report"] = time.perf_counter() - stage
-    timings["total"] = time.perf_counter() - started
-    if failures:
-        logger.warning(
-            "%d of %d images could not be read and were skipped (the result's failures list them)",
-            len(failures),
-            count,
-        )
-    if result.n_selected < target:
-        logger.warning(
-            "kept %s, fewer than target_count=%d: only %s could be read",
-            count_noun(result.n_selected, "image"),
-            target,
-            count_noun(result.n_readable, "image"),
-        )
-    return result
+    return handle
 
 
 @overload

@@ -117,7 +117,7 @@ from urllib.parse import quote
 import numpy as np
 from numpy.typing import NDArray
 
-from ._exceptions import CacheError, InvalidArgumentError
+from ._exceptions import CacheError, CacheWarning, InvalidArgumentError
 from ._version import __version__
 from .extract import BatchResult
 from .features import FEATURE_DTYPE, empty_features
@@ -262,10 +262,6 @@ _Row = tuple[str, int, int, int, int, int, int, bytes | None, bytes]
 """One row to insert, in :data:`_FEATURE_COLUMNS` order."""
 
 _FIX = "delete it (it only holds cached features) or run without the cache (cache=None)"
-
-
-class CacheWarning(UserWarning):
-    """The feature cache could not be used or written; the run goes on without it."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from ._exceptions import (
     MissingExtraError,
     SmartDownsampleError,
 )
-from ._paths import absolute_path, file_identity
 from ._version import __version__
 from .api import MAX_HASH_SIZE, MIN_HASH_SIZE, downsample, natural_order
 from .extract import DEFAULT_IMAGE_TIMEOUT
@@ -64,6 +63,7 @@ from .outputs import (
     common_root,
     lock_output_dir,
 )
+from .paths import absolute_path, file_identity
 from .report import count_noun, shortfall, summary_dict
 
 if TYPE_CHECKING:

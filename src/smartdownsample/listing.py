@@ -29,10 +29,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from natsort import natsort_keygen, ns
-
 from ._exceptions import InvalidArgumentError, SmartDownsampleError
-from ._paths import absolute_path, same_files
+from .paths import absolute_path, name_key, same_files
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -63,8 +61,6 @@ CSV_SNIFF_BYTES = 64 * 1024
 
 _FILE_ATTRIBUTE_HIDDEN = 0x2
 """Windows' hidden-file attribute bit (``stat.FILE_ATTRIBUTE_HIDDEN``)."""
-
-_NAME_KEY = natsort_keygen(alg=ns.PATH)
 
 STDIN_SOURCE = "-"
 """The SOURCE that reads paths from standard input (one a line, or NUL-separated)."""
@@ -121,7 +117,7 @@ def _folder_key(path: str) -> tuple[int, int]:
 def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
     with os.scandir(folder) as entries:
         listed = list(entries)
-    listed.sort(key=lambda entry: (_NAME_KEY(entry.name), entry.name))
+    listed.sort(key=lambda entry: (name_key(entry.name), entry.name))
     return listed
 
 

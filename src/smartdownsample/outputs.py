@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from ._exceptions import InvalidArgumentError, SmartDownsampleError
-from ._paths import absolute_path
+from .paths import absolute_path
 from .report import count_noun
 
 __all__ = [

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from ._exceptions import ImageLoadError, InvalidArgumentError, MissingExtraError
+from ._exceptions import ImageLoadError, InvalidArgumentError, SmartDownsampleError
 from .loading import decode_file
+from .outputs import atomic_file
 
 if TYPE_CHECKING:
     from .result import SelectionResult
@@ -70,30 +71,20 @@ def _require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError as exc:
-        raise MissingExtraError("plotting", "plot", "matplotlib") from exc
+        raise SmartDownsampleError(
+            "charts need matplotlib, a dependency of smartdownsample that is missing here; "
+            "install it with: pip install matplotlib"
+        ) from exc
     return matplotlib
 
 
-def _atomic_save(path: str | os.PathLike[str], write: Any) -> str:
-    """Call ``write(temp_path)`` then rename the temp file to ``path``."""
+def _save_png(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> str:
+    """Write a PNG through the package's one atomic writer; returns the absolute path."""
     target = os.path.abspath(os.fspath(path))
     if not target.lower().endswith(".png"):
         raise InvalidArgumentError(f"chart files are PNG: give a path ending in .png, got {path!r}")
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".smartdownsample-", suffix=".png", dir=folder)
-    os.close(handle)
-    try:
-        write(temp)
-        # mkstemp makes the file private (0600); give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_file(target, binary=True) as handle:
+        write(handle)
     return target
 
 
@@ -139,7 +130,7 @@ def distribution_figure(result: SelectionResult) -> Any:
 def save_distribution(result: SelectionResult, path: str | os.PathLike[str]) -> str:
     """Save the distribution chart as a PNG (no display needed); returns the path."""
     figure = distribution_figure(result)
-    return _atomic_save(path, lambda temp: figure.savefig(temp, format="png"))
+    return _save_png(path, lambda handle: figure.savefig(handle, format="png"))
 
 
 def _cell_size(n_buckets: int) -> tuple[int, int]:
@@ -288,7 +279,7 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
 def save_thumbnails(result: SelectionResult, path: str | os.PathLike[str]) -> str:
     """Save the thumbnail grids as one PNG (no display needed); returns the path."""
     sheet = thumbnail_sheet(result)
-    return _atomic_save(path, lambda temp: sheet.save(temp, format="PNG"))
+    return _save_png(path, lambda handle: sheet.save(handle, format="PNG"))
 
 
 def show_distribution(result: SelectionResult) -> None:

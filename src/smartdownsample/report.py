@@ -7,12 +7,15 @@ text or plain data; printing is left to the caller (``sample_diverse`` with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from .buckets import bucket_label
 
 if TYPE_CHECKING:
     from .result import SelectionResult
 
-__all__ = ["count_noun", "format_summary", "shortfall", "summary_dict"]
+__all__ = ["count_noun", "format_summary", "manifest_rows", "shortfall", "summary_dict"]
 
 MAX_FAILURES_LISTED = 10
 """Failures named in the text summary; the rest are counted (all are in the result)."""
@@ -111,3 +114,29 @@ def summary_dict(result: SelectionResult) -> dict[str, Any]:
         ],
         "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
     }
+
+
+def manifest_rows(result: SelectionResult) -> Iterator[dict[str, Any]]:
+    """One plain-data row per distinct input image, in the caller's order (CSV manifest)."""
+    reasons = {failure.index: failure.reason for failure in result.failures}
+    means = result.features["mean_rgb"]
+    for position, path in enumerate(result.paths):
+        index = int(result.input_indices[position])
+        ok = bool(result.ok[position])
+        bucket = int(result.bucket_ids[position])
+        row: dict[str, Any] = {
+            "path": path,
+            "index": index,
+            "kept": bool(result.selected[position]),
+            "bucket": bucket if ok else "",
+            "bucket_label": bucket_label(bucket) if ok else "",
+            "burst": int(result.burst_ids[position]) if ok else "",
+            "dhash": f"0x{int(result.features['dhash'][position]):016x}" if ok else "",
+            "mean_r": round(float(means[position, 0]), 2) if ok else "",
+            "mean_g": round(float(means[position, 1]), 2) if ok else "",
+            "mean_b": round(float(means[position, 2]), 2) if ok else "",
+            "width": int(result.features["width"][position]) if ok else "",
+            "height": int(result.features["height"][position]) if ok else "",
+            "error": reasons.get(index, ""),
+        }
+        yield row

@@ -291,26 +291,7 @@ class SelectionResult:
         show_thumbnails(self)
 
     def manifest_rows(self) -> Iterator[dict[str, Any]]:
-        """One plain-data row per distinct input image (caller's order)."""
-        reasons = {failure.index: failure.reason for failure in self.failures}
-        means = self.features["mean_rgb"]
-        for position, path in enumerate(self.paths):
-            index = int(self.input_indices[position])
-            ok = bool(self.ok[position])
-            bucket = int(self.bucket_ids[position])
-            row: dict[str, Any] = {
-                "path": path,
-                "index": index,
-                "kept": bool(self.selected[position]),
-                "bucket": bucket if ok else "",
-                "bucket_label": bucket_label(bucket) if ok else "",
-                "burst": int(self.burst_ids[position]) if ok else "",
-                "dhash": f"0x{int(self.features['dhash'][position]):016x}" if ok else "",
-                "mean_r": round(float(means[position, 0]), 2) if ok else "",
-                "mean_g": round(float(means[position, 1]), 2) if ok else "",
-                "mean_b": round(float(means[position, 2]), 2) if ok else "",
-                "width": int(self.features["width"][position]) if ok else "",
-                "height": int(self.features["height"][position]) if ok else "",
-                "error": reasons.get(index, ""),
-            }
-            yield row
+        """One plain-data row per distinct input image (see :func:`.report.manifest_rows`)."""
+        from .report import manifest_rows
+
+        return manifest_rows(self)
