@@ -22,10 +22,10 @@ import pytest
 from PIL import Image
 
 from smartdownsample import InvalidArgumentError, downsample
-from smartdownsample.paths import absolute_path
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.listing import ListingError, find_images, list_sources, read_list_file
 from smartdownsample.outputs import OutputError, write_path_list
+from smartdownsample.paths import absolute_path
 from unprivileged import cli_unprivileged, run_python_unprivileged
 
 POSIX_ONLY = pytest.mark.skipif(

@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from smartdownsample import downsample
 from smartdownsample.synthetic import make_dataset
 
