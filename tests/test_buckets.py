@@ -196,23 +196,29 @@ def test_decode_bucket_round_trips_every_id() -> None:
 
 def test_labels_describe_the_bucket() -> None:
     night = int(bucket_ids(_rows([(40, 40, 40)], structure=2, ahash=1), "spec")[0])
-    assert bucket_label(night) == "grayscale dark s2 p1"
+    assert bucket_label(night) == "night IR (grey), dark, edge above centre, bright top-left"
     snow = int(bucket_ids(_rows([(180, 190, 230)]), "spec")[0])
-    assert bucket_label(snow) == "colour bright blue s0 p0"
+    assert bucket_label(snow) == "day colour, bright, blue, plain centre, dark top-left"
     forest = int(bucket_ids(_rows([(60, 110, 50)], structure=1), "spec")[0])
-    assert bucket_label(forest) == "colour dark s1 p0"  # green 110 is not above 140: neutral
+    assert (  # green 110 is not above 140: neutral
+        bucket_label(forest) == "day colour, dark, neutral tones, edge below centre, dark top-left"
+    )
 
 
 def test_labels_of_reachable_buckets_are_distinct() -> None:
     reachable = [b for b in range(MAX_BUCKETS) if decode_bucket(b)["colour"] or b & 0b11 == 0]
     labels = [bucket_label(b) for b in reachable]
     assert len(set(labels)) == len(labels) == 80
+    assert len({bucket_label(b) for b in range(MAX_BUCKETS)}) == MAX_BUCKETS
+    structure_words = ("plain centre", "edge below centre", "edge above centre", "edges through")
     for bucket, label in zip(reachable, labels, strict=True):
         fields = decode_bucket(bucket)
-        assert label.startswith("colour" if fields["colour"] else "grayscale")
-        assert ("dark" in label.split()) == bool(fields["dark"])
-        assert f"s{fields['structure']}" in label.split()
-        assert f"p{fields['pattern']}" in label.split()
+        words = label.split(", ")
+        assert words[0] == ("day colour" if fields["colour"] else "night IR (grey)")
+        assert words[1] == ("dark" if fields["dark"] else "bright")
+        assert words[-2].startswith(structure_words[fields["structure"]])
+        assert words[-1] == ("bright top-left" if fields["pattern"] else "dark top-left")
+        assert not any(code in label.split() for code in ("s0", "s1", "p0", "p1"))
 
 
 # --------------------------------------------------------------------------- distance

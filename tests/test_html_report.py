@@ -15,7 +15,7 @@ from PIL import Image
 
 from images import solid, write_corrupt, write_jpeg
 from smartdownsample import SelectionResult, downsample
-from smartdownsample.buckets import bucket_name, decode_bucket
+from smartdownsample.buckets import bucket_label, decode_bucket
 from smartdownsample.htmlreport import ClassSection, html_report, save_html
 from smartdownsample.synthetic import make_dataset
 
@@ -89,7 +89,7 @@ def test_report_in_a_browser(
         (b.key, b.size, b.kept) for b in result.buckets
     ]
     for key, _, _, heading in sections:
-        assert bucket_name(key) in heading and f"bucket id {key}" in heading
+        assert bucket_label(key) in heading and f"bucket id {key}" in heading
     kept_marked = page.evaluate("document.querySelectorAll('figure.t.kept').length")
     assert kept_marked == result.n_selected  # every kept image of 20 is shown, marked
     inputs = {os.path.realpath(p) for p in result.paths}
@@ -167,10 +167,10 @@ def test_balance_report_has_a_section_per_class(page: Any, tmp_path: Path) -> No
 
 def test_bucket_names_are_unique_and_say_every_field() -> None:
     made = [b for b in range(128) if decode_bucket(b)["colour"] or not decode_bucket(b)["theme"]]
-    names = [bucket_name(b) for b in range(128)]
+    names = [bucket_label(b) for b in range(128)]
     assert len(set(names)) == 128
     for bucket in made:
-        name, fields = bucket_name(bucket), decode_bucket(bucket)
+        name, fields = bucket_label(bucket), decode_bucket(bucket)
         assert ("night IR" in name) != bool(fields["colour"])
         assert ("dark," in name) == bool(fields["dark"])
         assert "top-left" in name and "centre" in name

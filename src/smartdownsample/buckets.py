@@ -25,7 +25,6 @@ __all__ = [
     "MAX_BUCKETS",
     "bucket_ids",
     "bucket_label",
-    "bucket_name",
     "decode_bucket",
     "is_colour",
     "key_distance",
@@ -105,8 +104,9 @@ def bucket_ids(features: NDArray[np.void], strategy: str = "burst") -> NDArray[n
     >>> rows = empty_features(2)
     >>> rows["mean_rgb"] = [[40, 40, 40], [60, 180, 70]]
     >>> rows["chroma"] = [0, 110]
-    >>> [bucket_label(int(b)) for b in bucket_ids(rows)]
-    ['grayscale dark s0 p0', 'colour dark green s0 p0']
+    >>> [bucket_label(int(b)) for b in bucket_ids(rows)]  # doctest: +NORMALIZE_WHITESPACE
+    ['night IR (grey), dark, plain centre, dark top-left',
+     'day colour, dark, green, plain centre, dark top-left']
     """
     means = features["mean_rgb"].astype(np.float64)
     colour = is_colour(features, strategy)
@@ -142,18 +142,6 @@ def decode_bucket(bucket: int) -> dict[str, int]:
     }
 
 
-def bucket_label(bucket: int) -> str:
-    """Human-readable name of a bucket, e.g. ``'grayscale dark s2 p1'``."""
-    fields = decode_bucket(bucket)
-    parts = ["colour" if fields["colour"] else "grayscale"]
-    parts.append("dark" if fields["dark"] else "bright")
-    if fields["colour"] and fields["theme"] != THEME_NEUTRAL:
-        parts.append(THEME_NAMES[fields["theme"]])
-    parts.append(f"s{fields['structure']}")
-    parts.append(f"p{fields['pattern']}")
-    return " ".join(parts)
-
-
 STRUCTURE_WORDS = (
     "plain centre",
     "edge below centre",
@@ -169,17 +157,19 @@ THEME_WORDS = ("neutral tones", "red-brown", "green", "blue")
 for soil, bark and fur; green for vegetation; blue for sky, snow, water)."""
 
 
-def bucket_name(bucket: int) -> str:
+def bucket_label(bucket: int) -> str:
     """Every field of a bucket id in words a camera-trap user reads at a glance.
 
     Unique per bucket id (colour images name their theme, grey ones cannot
     have one), e.g. ``"night IR (grey), dark, plain centre, dark top-left"``.
+    Shown in the summary, charts, thumbnails, manifest, report and HTML
+    report, next to the numeric id.
 
     Examples
     --------
-    >>> bucket_name(0)
+    >>> bucket_label(0)
     'night IR (grey), bright, plain centre, dark top-left'
-    >>> bucket_name(0b1111110)
+    >>> bucket_label(0b1111110)
     'day colour, dark, green, edges through centre, bright top-left'
     """
     fields = decode_bucket(bucket)

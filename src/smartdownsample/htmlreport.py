@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._version import __version__
-from .buckets import bucket_name
+from .buckets import bucket_label
 from .outputs import atomic_file
 from .report import count_noun
 
@@ -256,7 +256,7 @@ def _bucket_html(page: _Page, result: SelectionResult, bucket: BucketStats, budg
     return (
         f'<section class="bucket" id="bucket-{bucket.key}" data-key="{bucket.key}" '
         f'data-size="{bucket.size}" data-kept="{bucket.kept}">'
-        f"<h3>#{bucket.rank} {_e(bucket_name(bucket.key))} "
+        f"<h3>#{bucket.rank} {_e(bucket_label(bucket.key))} "
         f'<span class="id">bucket id {bucket.key}</span></h3>'
         f'<p class="counts">{count_noun(bucket.size, "image")}, kept {bucket.kept:,} '
         f"({bucket.rate:.1%}); bursts covered {bucket.bursts_kept:,} of {bucket.n_bursts:,}</p>"
@@ -282,7 +282,7 @@ def _chart_svg(result: SelectionResult) -> str:
         kept = (height - 2 * pad) * b.kept / tallest
         y = height - pad - full
         shapes.append(
-            f"<g><title>#{b.rank} {_e(bucket_name(b.key))}: {b.kept:,} kept of {b.size:,}"
+            f"<g><title>#{b.rank} {_e(bucket_label(b.key))}: {b.kept:,} kept of {b.size:,}"
             f"</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar * 0.8:.1f}" height="{full - kept:.1f}" '
             f'fill="{EXCLUDED_COLOUR}"/>'

@@ -89,30 +89,33 @@ def _save_png(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]
 
 
 def _draw_distribution(figure: Any, result: SelectionResult) -> None:
-    """Draw kept (green) and excluded (red) bars per bucket, largest first."""
+    """Kept (green) and excluded (red) bars per bucket, largest on top, named in words."""
     buckets = result.buckets
     kept = np.array([b.kept for b in buckets])
     excluded = np.array([b.size - b.kept for b in buckets])
     axes = figure.add_subplot()
     positions = np.arange(len(buckets))
-    axes.bar(positions, kept, color=np.array(KEPT_COLOUR) / 255, label="kept")
-    axes.bar(
-        positions, excluded, bottom=kept, color=np.array(EXCLUDED_COLOUR) / 255, label="excluded"
+    axes.barh(positions, kept, color=np.array(KEPT_COLOUR) / 255, label="kept")
+    axes.barh(
+        positions, excluded, left=kept, color=np.array(EXCLUDED_COLOUR) / 255, label="excluded"
     )
-    axes.set_xticks(positions)
-    axes.set_xticklabels([str(b.rank) for b in buckets], fontsize=7 if len(buckets) > 40 else 9)
-    axes.set_xlabel("bucket (largest first, numbered as in the summary and thumbnails)")
-    axes.set_ylabel("images")
+    axes.set_yticks(positions)
+    axes.set_yticklabels([f"#{b.rank} {b.label} (id {b.key})" for b in buckets], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("images")
     axes.set_title(
         f"smartdownsample: kept {result.n_selected:,} of {result.n_readable:,} images "
-        f"in {len(buckets)} buckets"
+        f"in {len(buckets)} buckets",
+        fontsize=10,
+        loc="left",
     )
-    axes.legend()
+    axes.legend(loc="lower right")
     figure.tight_layout()
 
 
-def _figure_width(result: SelectionResult) -> float:
-    return min(20.0, max(6.0, 0.18 * len(result.buckets) + 3))
+def _figure_size(result: SelectionResult) -> tuple[float, float]:
+    """Inches: wide enough for the bucket names, a line of height per bucket."""
+    return 11.0, min(30.0, max(3.0, 0.22 * len(result.buckets) + 1.4))
 
 
 def distribution_figure(result: SelectionResult) -> Any:
@@ -121,7 +124,7 @@ def distribution_figure(result: SelectionResult) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(_figure_width(result), 4.8), dpi=100)
+    figure = Figure(figsize=_figure_size(result), dpi=100)
     FigureCanvasAgg(figure)
     _draw_distribution(figure, result)
     return figure
@@ -192,12 +195,24 @@ def shown_members(result: SelectionResult, key: int) -> list[int]:
     return (kept + excluded)[: GRID_SIDE * GRID_SIDE]
 
 
-def _titles(result: SelectionResult) -> list[tuple[str, str]]:
-    """Two title lines per bucket: number and counts, then the bucket's label."""
-    return [
-        (f"#{bucket.rank}: {bucket.kept} kept of {bucket.size}", bucket.label)
-        for bucket in result.buckets
-    ]
+def _titles(result: SelectionResult) -> list[tuple[str, str, str]]:
+    """Three title lines per bucket: number, id and counts; then its name in two halves.
+
+    The name splits before its centre words: the scene (light, colour) on the
+    second line, the layout (centre, corner) on the third.
+    """
+    titles = []
+    for bucket in result.buckets:
+        words = bucket.label.split(", ")
+        split = next((i for i, word in enumerate(words) if "centre" in word), len(words))
+        titles.append(
+            (
+                f"#{bucket.rank} (id {bucket.key}): {bucket.kept} kept of {bucket.size}",
+                ", ".join(words[:split]),
+                ", ".join(words[split:]),
+            )
+        )
+    return titles
 
 
 def _draw_legend(
@@ -246,7 +261,7 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
     font = _fitting_font(probe, [line for pair in titles for line in pair], grid_w - 2)
     legend_font = _font(LABEL_FONT_SIZE)
     line = _line_height(font)
-    title_h = 2 * line + LINE_SPACING
+    title_h = 3 * line + LINE_SPACING
     legend_h = max(LEGEND_SWATCH, _line_height(legend_font)) + 2 * GAP
     grid_h = title_h + GRID_SIDE * framed
     rows = math.ceil(len(buckets) / columns)
@@ -257,9 +272,9 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
     for slot, bucket in enumerate(buckets):
         left = (slot % columns) * (grid_w + GAP)
         top = legend_h + (slot // columns) * (grid_h + GAP)
-        first, second = titles[slot]
-        draw.text((left + 1, top), first, fill=(0, 0, 0), font=font)
-        draw.text((left + 1, top + line), second, fill=(60, 60, 60), font=font)
+        for n, text in enumerate(titles[slot]):
+            colour = (0, 0, 0) if n == 0 else (60, 60, 60)
+            draw.text((left + 1, top + n * line), text, fill=colour, font=font)
         for n, position in enumerate(shown_members(result, bucket.key)):
             x = left + (n % GRID_SIDE) * framed
             y = top + title_h + (n // GRID_SIDE) * framed
@@ -287,7 +302,7 @@ def show_distribution(result: SelectionResult) -> None:
     _require_matplotlib()
     import matplotlib.pyplot as plt
 
-    figure = plt.figure(figsize=(_figure_width(result), 4.8))
+    figure = plt.figure(figsize=_figure_size(result))
     _draw_distribution(figure, result)
     plt.show()
 

@@ -60,14 +60,15 @@ def format_summary(result: SelectionResult) -> str:
         f"smartdownsample: kept {kept:,} of {count_noun(total, 'image')} ({share:.1f}%) "
         f"from {count_noun(len(result.buckets), 'bucket')}, strategy '{result.strategy}'",
     ]
-    header = f"{'#':>4}  {'bucket':<28} {'size':>9} {'kept':>8} {'rate':>7} {'stride':>9}"
-    header += f" {'bursts kept':>14}"
+    header = f"{'#':>4} {'id':>4} {'size':>9} {'kept':>8} {'rate':>7} {'stride':>9}"
+    header += f" {'bursts kept':>12}  bucket"
     lines += [header, "-" * len(header)]
     for bucket in result.buckets:
         bursts = f"{bucket.bursts_kept}/{bucket.n_bursts}"
         lines.append(
-            f"{bucket.rank:>4}  {bucket.label:<28} {bucket.size:>9,} {bucket.kept:>8,} "
-            f"{bucket.rate:>6.1%} {_stride_text(bucket.size, bucket.kept):>9} {bursts:>14}"
+            f"{bucket.rank:>4} {bucket.key:>4} {bucket.size:>9,} {bucket.kept:>8,} "
+            f"{bucket.rate:>6.1%} {_stride_text(bucket.size, bucket.kept):>9} {bursts:>12}  "
+            f"{bucket.label}"
         )
     lines.append("-" * len(header))
     n_bursts = result.n_bursts
