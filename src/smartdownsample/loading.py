@@ -197,6 +197,56 @@ class DecodedImage:
     width: int
     height: int
     capture_time: float
+    regions: NDArray[np.uint8] | None = None
+    """``(K, side, side, 3)`` thumbnails of the boxes asked for, or None."""
+
+
+Boxes = NDArray[np.float64]
+"""``(K, 4)`` boxes ``[x, y, w, h]`` as fractions of the upright image (EXIF
+orientation applied), as detectors such as MegaDetector report them."""
+
+ROTATING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+"""EXIF orientations that swap width and height."""
+
+
+def _upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    return (height, width) if orientation in ROTATING_ORIENTATIONS else (width, height)
+
+
+def _region_scale(width: int, height: int, orientation: int, boxes: Boxes, side: int) -> int:
+    """The largest DCT scale denominator that leaves every box at least ``side`` pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _region_scale(1920, 1080, 1, np.array([[0.1, 0.1, 0.2, 0.3]]), 32)  # 384 x 324 px
+    8
+    >>> _region_scale(1920, 1080, 1, np.array([[0.5, 0.5, 0.02, 0.05]]), 32)  # 38 x 54 px
+    1
+    """
+    upright_w, upright_h = _upright_size(width, height, orientation)
+    smallest = min(float(np.min(boxes[:, 2])) * upright_w, float(np.min(boxes[:, 3])) * upright_h)
+    ratio = int(smallest // side)
+    return next((scale for scale in DRAFT_SCALES if ratio >= scale), 1)
+
+
+def _box_pixels(box: NDArray[np.float64], width: int, height: int) -> tuple[int, int, int, int]:
+    """A box's pixel rectangle in an image of ``width`` x ``height``: clamped, at least 1 px."""
+    left = min(max(round(float(box[0]) * width), 0), width - 1)
+    top = min(max(round(float(box[1]) * height), 0), height - 1)
+    right = min(max(round(float(box[0] + box[2]) * width), left + 1), width)
+    bottom = min(max(round(float(box[1] + box[3]) * height), top + 1), height)
+    return left, top, right, bottom
+
+
+def _reduce_regions(image: Image.Image, boxes: Boxes | None, side: int) -> NDArray[np.uint8] | None:
+    """Each box of the upright ``image`` area-reduced to side x side."""
+    if boxes is None:
+        return None
+    regions = np.empty((len(boxes), side, side, 3), dtype=np.uint8)
+    for k, box in enumerate(boxes):
+        regions[k] = _reduce(image.crop(_box_pixels(box, image.width, image.height)), side)
+    return regions
 
 
 def parse_exif_datetime(value: object) -> float:
@@ -310,20 +360,26 @@ def _reduce(image: Image.Image, side: int) -> NDArray[np.uint8]:
     return np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(side, side, 3)
 
 
-def _decode_opened(image: Image.Image, side: int, name: str) -> DecodedImage:
+def _decode_opened(
+    image: Image.Image, side: int, name: str, boxes: Boxes | None = None
+) -> DecodedImage:
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageLoadError(name, f"image declares an empty size {width}x{height}")
     orientation, capture = _exif_info(image)
     if image.format == "JPEG":
         # DCT-domain scaling: decode at 1/2, 1/4 or 1/8 as long as the result
-        # stays at least side x side. Colour conversion happens in the codec.
-        image.draft("RGB", (side, side))
+        # (every box of it) stays at least side x side. Colour conversion
+        # happens in the codec.
+        scale = 1 if boxes is None else _region_scale(width, height, orientation, boxes, side)
+        image.draft("RGB", (side, side) if boxes is None else (width // scale, height // scale))
     image.load()  # multi-frame files (GIF, TIFF) give their first frame
     rgb = _to_rgb(image)
     if orientation != 1:
         rgb = _apply_orientation(rgb, orientation)
-    return DecodedImage(_reduce(rgb, side), width, height, capture)
+    return DecodedImage(
+        _reduce(rgb, side), width, height, capture, _reduce_regions(rgb, boxes, side)
+    )
 
 
 _ORIENTATION_OPS: dict[int, tuple[Image.Transpose, ...]] = {
@@ -505,7 +561,9 @@ def _jpeg_exif_info(data: bytes) -> tuple[int, float] | None:
         return None
 
 
-def _decode_jpeg_fast(data: bytes, side: int, name: str) -> DecodedImage | None:
+def _decode_jpeg_fast(
+    data: bytes, side: int, name: str, boxes: Boxes | None = None
+) -> DecodedImage | None:
     """Decode a plain JPEG with simplejpeg, or return None to let Pillow do it.
 
     Raises ImageLoadError for picture data libjpeg-turbo finds damaged.
@@ -527,7 +585,10 @@ def _decode_jpeg_fast(data: bytes, side: int, name: str) -> DecodedImage | None:
     if info is None:
         return None
     orientation, capture = info
-    scale = _draft_scale(width, height, side)
+    if boxes is None:
+        scale = _draft_scale(width, height, side)
+    else:
+        scale = _region_scale(width, height, orientation, boxes, side)
     try:
         pixels = _simplejpeg.decode_jpeg(
             data,
@@ -550,7 +611,9 @@ def _decode_jpeg_fast(data: bytes, side: int, name: str) -> DecodedImage | None:
     image = Image.frombuffer("RGB", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "RGB", 0, 1)
     if orientation != 1:
         image = _apply_orientation(image, orientation)
-    return DecodedImage(_reduce(image, side), width, height, capture)
+    return DecodedImage(
+        _reduce(image, side), width, height, capture, _reduce_regions(image, boxes, side)
+    )
 
 
 BLOCKED_FORMATS = frozenset({"EPS"})
@@ -631,7 +694,12 @@ def _check_jpeg_end(data: bytes, name: str) -> None:
 
 
 def decode_bytes(
-    data: bytes, side: int, name: str = "<bytes>", *, fast: bool = True
+    data: bytes,
+    side: int,
+    name: str = "<bytes>",
+    *,
+    fast: bool = True,
+    boxes: Boxes | None = None,
 ) -> DecodedImage:
     """Decode an encoded image held in memory.
 
@@ -647,6 +715,10 @@ def decode_bytes(
         Use the simplejpeg fast path for plain JPEGs when it is installed
         (see the module notes); False always decodes with Pillow. Both give
         the same thumbnail.
+    boxes : numpy.ndarray, optional
+        ``(K, 4)`` boxes (see :data:`Boxes`): also reduce each to a
+        thumbnail (:attr:`DecodedImage.regions`), decoding the image once at
+        the smallest DCT scale that keeps every box at least ``side`` pixels.
 
     Raises
     ------
@@ -667,12 +739,12 @@ def decode_bytes(
     if data.startswith(JPEG_SIGNATURE):
         _check_jpeg_end(data, name)
     if fast and _simplejpeg is not None and data.startswith(JPEG_SIGNATURE):
-        decoded = _decode_jpeg_fast(data, side, name)
+        decoded = _decode_jpeg_fast(data, side, name, boxes)
         if decoded is not None:
             return decoded
     try:
         with Image.open(io.BytesIO(data), formats=_open_formats()) as image:
-            return _decode_opened(image, side, name)
+            return _decode_opened(image, side, name, boxes)
     except ImageLoadError:
         raise
     except _EXPECTED_DECODE_ERRORS as exc:
@@ -746,14 +818,16 @@ def _too_large(size: int) -> str:
     )
 
 
-def decode_file(path: str | os.PathLike[str], side: int, *, fast: bool = True) -> DecodedImage:
+def decode_file(
+    path: str | os.PathLike[str], side: int, *, fast: bool = True, boxes: Boxes | None = None
+) -> DecodedImage:
     """Read and decode one image file into a :class:`DecodedImage`.
 
     The file is opened read-only and read in one call, which suits network
     file systems. Only regular files of at most :data:`MAX_IMAGE_FILE_BYTES`
     are read: a FIFO, a device (or a link to one) or a larger file is
     reported as unreadable without blocking or reading it. Errors name the
-    file. ``fast`` is as for :func:`decode_bytes`.
+    file. ``fast`` and ``boxes`` are as for :func:`decode_bytes`.
 
     Examples
     --------
@@ -779,4 +853,4 @@ def decode_file(path: str | os.PathLike[str], side: int, *, fast: bool = True) -
         raise ImageLoadError(name, "permission denied (check the file's read rights)") from exc
     except OSError as exc:
         raise ImageLoadError(name, f"could not read the file: {exc}") from exc
-    return decode_bytes(data, side, name, fast=fast)
+    return decode_bytes(data, side, name, fast=fast, boxes=boxes)
