@@ -244,13 +244,28 @@ def _run(
     return Outcome(process.returncode, text, stop_seconds, children)
 
 
+def _cache_rows(cache: Path) -> int:
+    """Rows committed to the feature cache so far (0 while it cannot be read)."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{cache.as_uri()}?mode=ro", uri=True, timeout=0.1)
+        ) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def _after_cache_appears(cache: Path, delay: float) -> Callable[[Any], bool]:
-    """True ``delay`` seconds after the cache file appears (features are being computed)."""
+    """True ``delay`` seconds after the cache holds its first saved features.
+
+    Waiting for saved rows, not for the file (made when the cache opens), keeps
+    the point inside extraction however slow the machine is at the moment.
+    """
     seen: list[float] = []
 
     def ready(_: Any) -> bool:
         if not seen:
-            if not cache.exists():
+            if not cache.exists() or _cache_rows(cache) == 0:
                 return False
             seen.append(time.monotonic())
         return time.monotonic() - seen[0] >= delay
