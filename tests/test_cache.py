@@ -29,7 +29,7 @@ from smartdownsample.cache import (
     clear_cache,
     open_cache,
 )
-from smartdownsample.extract import extract_batch, extract_features, local_runner
+from smartdownsample.extraction import extract_batch, extract_features, local_runner
 from smartdownsample.features import FEATURE_DTYPE
 from smartdownsample.result import SelectionResult
 
@@ -711,7 +711,7 @@ _KILLED_CHILD = textwrap.dedent(
     """
     import os, sys, json
     from smartdownsample.cache import FeatureCache
-    from smartdownsample.extract import extract_features, local_runner
+    from smartdownsample.extraction import extract_features, local_runner
     paths, database = json.loads(sys.argv[1]), sys.argv[2]
     store = FeatureCache(database, hash_size=8, commit_rows=32)
     done = 0

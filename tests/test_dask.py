@@ -23,15 +23,8 @@ distributed = pytest.importorskip("distributed")
 
 import dask  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
+from smartdownsample.extract import BatchResult, extract_batch, extract_features  # noqa: E402
 
-from smartdownsample import _dask  # noqa: E402
-from smartdownsample._dask import (  # noqa: E402
-    DEFAULT_BATCH_SIZE,
-    MIN_BATCH_SIZE,
-    WORKER_MISSING_REASON,
-    DaskRunner,
-    dask_runner,
-)
 from smartdownsample._exceptions import (  # noqa: E402
     ImageLoadError,
     InvalidArgumentError,
@@ -40,7 +33,14 @@ from smartdownsample._exceptions import (  # noqa: E402
 )
 from smartdownsample._types import Strategy  # noqa: E402
 from smartdownsample.api import downsample  # noqa: E402
-from smartdownsample.extract import BatchResult, extract_batch, extract_features  # noqa: E402
+from smartdownsample.extraction import dask as _dask  # noqa: E402
+from smartdownsample.extraction.dask import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    MIN_BATCH_SIZE,
+    WORKER_MISSING_REASON,
+    DaskRunner,
+    dask_runner,
+)
 from smartdownsample.result import SelectionResult  # noqa: E402
 from smartdownsample.synthetic import make_dataset  # noqa: E402
 
@@ -154,7 +154,7 @@ def test_same_selection_as_local(
 def test_current_client_is_used(
     client: Any, paths: list[str], local: SelectionResult, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="smartdownsample._dask")
+    caplog.set_level("INFO", logger="smartdownsample.extraction.dask")
     result = downsample(paths, TARGET, show_progress=False, backend="dask")
     assert_same(result, local)
     assert "starting a Dask LocalCluster" not in caplog.text
@@ -453,7 +453,7 @@ MISSING_EXTRA_SCRIPT = textwrap.dedent(
     import sys
     sys.modules["distributed"] = None
     from smartdownsample._exceptions import MissingExtraError
-    from smartdownsample._dask import dask_runner
+    from smartdownsample.extraction.dask import dask_runner
     from smartdownsample.api import downsample
     messages = []
     for attempt in (dask_runner, lambda: downsample([], 0, backend="dask")):

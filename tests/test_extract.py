@@ -28,7 +28,7 @@ from smartdownsample import loading
 from smartdownsample._exceptions import ImageLoadError, InvalidArgumentError
 from smartdownsample._types import ExecutorKind
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.extract import (
+from smartdownsample.extraction import (
     BATCH_SIZE,
     BatchResult,
     batch_size_for,

@@ -35,7 +35,7 @@ from ._types import (
 )
 from .buckets import bucket_ids
 from .bursts import find_bursts
-from .extract import (
+from .extraction import (
     DEFAULT_IMAGE_TIMEOUT,
     BatchRunner,
     FeatureStore,
@@ -251,7 +251,7 @@ def _build_runner(
     image_timeout: float,
 ) -> BatchRunner:
     if backend == "dask":
-        from ._dask import dask_runner
+        from .extraction.dask import dask_runner
 
         runner: BatchRunner = dask_runner(client=client)
         return runner
