@@ -23,6 +23,7 @@ from smartdownsample._exceptions import CacheError, InvalidArgumentError
 from smartdownsample.api import downsample
 from smartdownsample.cache import (
     FEATURE_LAYOUT,
+    FEATURE_VERSION,
     CacheWarning,
     FeatureCache,
     cache_info,
@@ -115,9 +116,44 @@ def _fill(database: Path, paths: list[str], hash_size: int = 8) -> None:
 # -- basics ------------------------------------------------------------------------
 
 
-def test_layout_constant_matches_feature_dtype() -> None:
-    # If this fails: FEATURE_DTYPE changed, so bump FEATURE_VERSION and FEATURE_LAYOUT.
+LAYOUT_OF_VERSION = {
+    3: "[('dhash', '<u8'), ('structure', '|u1'), ('ahash_bit', '|u1'), ('mean_rgb', '<f4', (3,)), "
+    "('contrast', '<f4'), ('chroma', '<f4'), ('capture_time', '<f8'), ('width', '<i4'), "
+    "('height', '<i4')]",
+}
+"""The feature row layout each FEATURE_VERSION was released with."""
+
+
+def test_feature_version_is_bumped_with_the_row_layout() -> None:
+    # If this fails: FEATURE_DTYPE changed, so bump FEATURE_VERSION in smartdownsample/cache.py
+    # and add the new layout (FEATURE_LAYOUT) under the new version above.
     assert str(FEATURE_DTYPE.descr) == FEATURE_LAYOUT
+    assert LAYOUT_OF_VERSION.get(FEATURE_VERSION) == FEATURE_LAYOUT
+
+
+CHANGED_FEATURES = """
+import sys
+import numpy as np
+from smartdownsample import cache, features
+features.FEATURE_DTYPE = np.dtype(features.FEATURE_DTYPE.descr + [("extra", "<f4")])
+cache = __import__("importlib").reload(cache)
+with cache.FeatureCache(sys.argv[1], hash_size=8) as store:
+    print(cache.FEATURE_LAYOUT, store.read_only)
+"""
+
+
+def test_layout_follows_a_feature_change_by_itself(tmp_path: Path) -> None:
+    """Issue 12: FEATURE_LAYOUT was a hand-kept string; a new feature column made the
+    cache refuse to open until someone edited it."""
+    database = tmp_path / "with space" / "features.sqlite"
+    run = subprocess.run(
+        [sys.executable, "-c", CHANGED_FEATURES, str(database)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "('extra', '<f4')" in run.stdout and run.stdout.endswith("False\n")
 
 
 def test_lookup_hits_after_store(

@@ -22,9 +22,22 @@ uses batch and protocols), so there is no cycle.
 
 from __future__ import annotations
 
-from .batch import BATCH_SIZE, BatchResult, extract_batch, failed_batch, iter_batches
+from .batch import (
+    BATCH_SIZE,
+    BatchResult,
+    batch_size_for,
+    extract_batch,
+    failed_batch,
+    iter_batches,
+)
 from .driver import ExtractionResult, extract_features
-from .local import AUTO_PROCESS_MIN_IMAGES, choose_executor, local_runner, run_batches
+from .local import (
+    AUTO_PROCESS_MIN_IMAGES,
+    choose_executor,
+    local_runner,
+    resolve_workers,
+    run_batches,
+)
 from .processes import DEFAULT_IMAGE_TIMEOUT
 from .protocols import BatchRunner, CacheToken, FeatureStore
 
@@ -37,11 +50,13 @@ __all__ = [
     "CacheToken",
     "ExtractionResult",
     "FeatureStore",
+    "batch_size_for",
     "choose_executor",
     "extract_batch",
     "extract_features",
     "failed_batch",
     "iter_batches",
     "local_runner",
+    "resolve_workers",
     "run_batches",
 ]
