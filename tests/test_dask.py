@@ -23,7 +23,6 @@ distributed = pytest.importorskip("distributed")
 
 import dask  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
-from smartdownsample.extract import BatchResult, extract_batch, extract_features  # noqa: E402
 
 from smartdownsample._exceptions import (  # noqa: E402
     ImageLoadError,
@@ -33,6 +32,7 @@ from smartdownsample._exceptions import (  # noqa: E402
 )
 from smartdownsample._types import Strategy  # noqa: E402
 from smartdownsample.api import downsample  # noqa: E402
+from smartdownsample.extraction import BatchResult, extract_batch, extract_features  # noqa: E402
 from smartdownsample.extraction import dask as _dask  # noqa: E402
 from smartdownsample.extraction.dask import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
@@ -112,7 +112,7 @@ def make_crashing_task(marker_dir: str, victims: Sequence[str], *, every_time: b
     def task(batch: Sequence[str], hash_size: int) -> BatchResult:
         import os
 
-        from smartdownsample.extract import extract_batch
+        from smartdownsample.extraction import extract_batch
 
         for path in batch:
             if path not in numbers:
@@ -284,7 +284,7 @@ def test_unreadable_raise_names_the_file(
 
 def test_file_missing_on_worker_says_paths_must_be_shared(client: Any, paths: list[str]) -> None:
     def elsewhere(batch: Sequence[str], hash_size: int) -> BatchResult:
-        from smartdownsample.extract import extract_batch
+        from smartdownsample.extraction import extract_batch
 
         return extract_batch([path + ".not-mounted-here" for path in batch], hash_size)
 
