@@ -453,10 +453,10 @@ MISSING_EXTRA_SCRIPT = textwrap.dedent(
     import sys
     sys.modules["distributed"] = None
     from smartdownsample._exceptions import MissingExtraError
-    from smartdownsample.extraction.dask import dask_runner
+    from smartdownsample.extraction.dask import dask_runner, require_distributed
     from smartdownsample.api import downsample
     messages = []
-    for attempt in (dask_runner, lambda: downsample([], 0, backend="dask")):
+    for attempt in (require_distributed, dask_runner, lambda: downsample([], 0, backend="dask")):
         try:
             attempt()
         except MissingExtraError as exc:
@@ -475,8 +475,9 @@ def test_missing_extra_gives_one_line_error() -> None:
         check=True,
     )
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 2, done.stdout + done.stderr
-    for line in lines:
-        assert 'pip install "smartdownsample[dask]"' in line
+    assert len(lines) == 3, done.stdout + done.stderr
+    assert len(set(lines)) == 1, "one import guard, one message"
+    assert 'the Dask backend needs the optional package' in lines[0]
+    assert 'pip install "smartdownsample[dask]"' in lines[0]
         assert "distributed" in line
     assert issubclass(MissingExtraError, ImportError)

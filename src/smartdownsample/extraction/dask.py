@@ -141,7 +141,7 @@ def require_distributed() -> ModuleType:
     try:
         import distributed
     except ImportError as exc:
-        raise MissingExtraError("the dask backend", "dask", "distributed") from exc
+        raise MissingExtraError("the Dask backend", "dask", "distributed") from exc
     return distributed
 
 
