@@ -477,7 +477,7 @@ def test_missing_extra_gives_one_line_error() -> None:
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 3, done.stdout + done.stderr
     assert len(set(lines)) == 1, "one import guard, one message"
-    assert 'the Dask backend needs the optional package' in lines[0]
+    assert "the Dask backend needs the optional package" in lines[0]
     assert 'pip install "smartdownsample[dask]"' in lines[0]
-        assert "distributed" in line
+    assert "distributed" in lines[0]
     assert issubclass(MissingExtraError, ImportError)
