@@ -30,7 +30,7 @@ from smartdownsample.cache import (
     clear_cache,
     open_cache,
 )
-from smartdownsample.extraction import extract_batch, extract_features, local_runner
+from smartdownsample.extraction import CacheToken, extract_batch, extract_features, local_runner
 from smartdownsample.features import FEATURE_DTYPE
 from smartdownsample.result import SelectionResult
 
@@ -280,7 +280,14 @@ def test_store_needs_the_lookup_token(tmp_path: Path, images: list[str]) -> None
     with FeatureCache(tmp_path / "features.sqlite", hash_size=8) as store:
         batch = extract_batch(images[:2], 8)
         with pytest.raises(InvalidArgumentError, match="token"):
-            store.store(images[:2], np.arange(2), batch, None)
+            store.store(images[:2], np.arange(2), batch, None)  # type: ignore[arg-type]
+        _, _, token = store.lookup(images[:2])
+        # Issue 12: the token was an untyped object; it is the protocol's CacheToken.
+        assert isinstance(token, CacheToken)
+        assert token.keys == [os.path.abspath(path) for path in images[:2]]
+        store.store(images[:2], np.arange(2), batch, token)
+        store.flush()
+        assert store.lookup(images[:2])[1].all()
 
 
 # -- through the public API ----------------------------------------------------------

@@ -9,6 +9,7 @@ and serial runs only the hang marker acts.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import shutil
@@ -252,6 +253,11 @@ def test_pool_processes_are_gone_after_an_error(tmp_path: Path) -> None:
         batches = iter([np.arange(0, 15), np.arange(15, 30)])
         pool.run(paths, batches, 8, on_batch)
     assert processes and all(process.poll() is not None for process in processes)
+
+
+def test_pool_close_kills_busy_and_idle_workers_alike() -> None:
+    """Issue 12: ``close(kill=...)`` took a flag that changed nothing; it is gone."""
+    assert list(inspect.signature(WorkerPool.close).parameters) == ["self"]
 
 
 def test_worker_that_cannot_start_falls_back_to_threads(
