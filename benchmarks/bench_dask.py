@@ -46,8 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from smartdownsample import downsample
-from smartdownsample._dask import DEFAULT_BATCH_SIZE, LOCAL_DASHBOARD_ADDRESS, DaskRunner
-from smartdownsample.extract import BatchResult
+from smartdownsample.extraction import BatchResult
+from smartdownsample.extraction.dask import DEFAULT_BATCH_SIZE, LOCAL_DASHBOARD_ADDRESS, DaskRunner
 from smartdownsample.features import empty_features
 from smartdownsample.result import SelectionResult
 from smartdownsample.synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset

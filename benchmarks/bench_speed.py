@@ -64,9 +64,9 @@ import numpy as np
 
 from _procmem import with_sampler  # benchmarks/ is on sys.path when run as a script
 from smartdownsample import __version__
-from smartdownsample._processes import WorkerPool
 from smartdownsample._types import ExecutorKind
-from smartdownsample.extract import choose_executor, extract_features, local_runner, run_batches
+from smartdownsample.extraction import choose_executor, extract_features, local_runner, run_batches
+from smartdownsample.extraction.processes import WorkerPool
 from smartdownsample.loading import jpeg_decoder, thumbnail_side
 from smartdownsample.synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset
 
@@ -347,7 +347,7 @@ def _mp_startup_seconds(method: str, workers: int) -> float | None:
 
 
 def _import_extract(_: int) -> bool:
-    import smartdownsample.extract  # noqa: F401
+    import smartdownsample.extraction  # noqa: F401
 
     time.sleep(0.05)
     return True

@@ -23,13 +23,14 @@ from smartdownsample._exceptions import CacheError, InvalidArgumentError
 from smartdownsample.api import downsample
 from smartdownsample.cache import (
     FEATURE_LAYOUT,
+    FEATURE_VERSION,
     CacheWarning,
     FeatureCache,
     cache_info,
     clear_cache,
     open_cache,
 )
-from smartdownsample.extract import extract_batch, extract_features, local_runner
+from smartdownsample.extraction import CacheToken, extract_batch, extract_features, local_runner
 from smartdownsample.features import FEATURE_DTYPE
 from smartdownsample.result import SelectionResult
 
@@ -115,9 +116,44 @@ def _fill(database: Path, paths: list[str], hash_size: int = 8) -> None:
 # -- basics ------------------------------------------------------------------------
 
 
-def test_layout_constant_matches_feature_dtype() -> None:
-    # If this fails: FEATURE_DTYPE changed, so bump FEATURE_VERSION and FEATURE_LAYOUT.
+LAYOUT_OF_VERSION = {
+    3: "[('dhash', '<u8'), ('structure', '|u1'), ('ahash_bit', '|u1'), ('mean_rgb', '<f4', (3,)), "
+    "('contrast', '<f4'), ('chroma', '<f4'), ('capture_time', '<f8'), ('width', '<i4'), "
+    "('height', '<i4')]",
+}
+"""The feature row layout each FEATURE_VERSION was released with."""
+
+
+def test_feature_version_is_bumped_with_the_row_layout() -> None:
+    # If this fails: FEATURE_DTYPE changed, so bump FEATURE_VERSION in smartdownsample/cache.py
+    # and add the new layout (FEATURE_LAYOUT) under the new version above.
     assert str(FEATURE_DTYPE.descr) == FEATURE_LAYOUT
+    assert LAYOUT_OF_VERSION.get(FEATURE_VERSION) == FEATURE_LAYOUT
+
+
+CHANGED_FEATURES = """
+import sys
+import numpy as np
+from smartdownsample import cache, features
+features.FEATURE_DTYPE = np.dtype(features.FEATURE_DTYPE.descr + [("extra", "<f4")])
+cache = __import__("importlib").reload(cache)
+with cache.FeatureCache(sys.argv[1], hash_size=8) as store:
+    print(cache.FEATURE_LAYOUT, store.read_only)
+"""
+
+
+def test_layout_follows_a_feature_change_by_itself(tmp_path: Path) -> None:
+    """Issue 12: FEATURE_LAYOUT was a hand-kept string; a new feature column made the
+    cache refuse to open until someone edited it."""
+    database = tmp_path / "with space" / "features.sqlite"
+    run = subprocess.run(
+        [sys.executable, "-c", CHANGED_FEATURES, str(database)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "('extra', '<f4')" in run.stdout and run.stdout.endswith("False\n")
 
 
 def test_lookup_hits_after_store(
@@ -244,7 +280,14 @@ def test_store_needs_the_lookup_token(tmp_path: Path, images: list[str]) -> None
     with FeatureCache(tmp_path / "features.sqlite", hash_size=8) as store:
         batch = extract_batch(images[:2], 8)
         with pytest.raises(InvalidArgumentError, match="token"):
-            store.store(images[:2], np.arange(2), batch, None)
+            store.store(images[:2], np.arange(2), batch, None)  # type: ignore[arg-type]
+        _, _, token = store.lookup(images[:2])
+        # Issue 12: the token was an untyped object; it is the protocol's CacheToken.
+        assert isinstance(token, CacheToken)
+        assert token.keys == [os.path.abspath(path) for path in images[:2]]
+        store.store(images[:2], np.arange(2), batch, token)
+        store.flush()
+        assert store.lookup(images[:2])[1].all()
 
 
 # -- through the public API ----------------------------------------------------------
@@ -711,7 +754,7 @@ _KILLED_CHILD = textwrap.dedent(
     """
     import os, sys, json
     from smartdownsample.cache import FeatureCache
-    from smartdownsample.extract import extract_features, local_runner
+    from smartdownsample.extraction import extract_features, local_runner
     paths, database = json.loads(sys.argv[1]), sys.argv[2]
     store = FeatureCache(database, hash_size=8, commit_rows=32)
     done = 0

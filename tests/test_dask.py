@@ -24,14 +24,6 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
-from smartdownsample import _dask  # noqa: E402
-from smartdownsample._dask import (  # noqa: E402
-    DEFAULT_BATCH_SIZE,
-    MIN_BATCH_SIZE,
-    WORKER_MISSING_REASON,
-    DaskRunner,
-    dask_runner,
-)
 from smartdownsample._exceptions import (  # noqa: E402
     ImageLoadError,
     InvalidArgumentError,
@@ -40,7 +32,15 @@ from smartdownsample._exceptions import (  # noqa: E402
 )
 from smartdownsample._types import Strategy  # noqa: E402
 from smartdownsample.api import downsample  # noqa: E402
-from smartdownsample.extract import BatchResult, extract_batch, extract_features  # noqa: E402
+from smartdownsample.extraction import BatchResult, extract_batch, extract_features  # noqa: E402
+from smartdownsample.extraction import dask as _dask  # noqa: E402
+from smartdownsample.extraction.dask import (  # noqa: E402
+    DEFAULT_BATCH_SIZE,
+    MIN_BATCH_SIZE,
+    WORKER_MISSING_REASON,
+    DaskRunner,
+    dask_runner,
+)
 from smartdownsample.result import SelectionResult  # noqa: E402
 from smartdownsample.synthetic import make_dataset  # noqa: E402
 
@@ -112,7 +112,7 @@ def make_crashing_task(marker_dir: str, victims: Sequence[str], *, every_time: b
     def task(batch: Sequence[str], hash_size: int) -> BatchResult:
         import os
 
-        from smartdownsample.extract import extract_batch
+        from smartdownsample.extraction import extract_batch
 
         for path in batch:
             if path not in numbers:
@@ -154,7 +154,7 @@ def test_same_selection_as_local(
 def test_current_client_is_used(
     client: Any, paths: list[str], local: SelectionResult, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="smartdownsample._dask")
+    caplog.set_level("INFO", logger="smartdownsample.extraction.dask")
     result = downsample(paths, TARGET, show_progress=False, backend="dask")
     assert_same(result, local)
     assert "starting a Dask LocalCluster" not in caplog.text
@@ -284,7 +284,7 @@ def test_unreadable_raise_names_the_file(
 
 def test_file_missing_on_worker_says_paths_must_be_shared(client: Any, paths: list[str]) -> None:
     def elsewhere(batch: Sequence[str], hash_size: int) -> BatchResult:
-        from smartdownsample.extract import extract_batch
+        from smartdownsample.extraction import extract_batch
 
         return extract_batch([path + ".not-mounted-here" for path in batch], hash_size)
 
@@ -453,10 +453,10 @@ MISSING_EXTRA_SCRIPT = textwrap.dedent(
     import sys
     sys.modules["distributed"] = None
     from smartdownsample._exceptions import MissingExtraError
-    from smartdownsample._dask import dask_runner
+    from smartdownsample.extraction.dask import dask_runner, require_distributed
     from smartdownsample.api import downsample
     messages = []
-    for attempt in (dask_runner, lambda: downsample([], 0, backend="dask")):
+    for attempt in (require_distributed, dask_runner, lambda: downsample([], 0, backend="dask")):
         try:
             attempt()
         except MissingExtraError as exc:
@@ -475,8 +475,9 @@ def test_missing_extra_gives_one_line_error() -> None:
         check=True,
     )
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 2, done.stdout + done.stderr
-    for line in lines:
-        assert 'pip install "smartdownsample[dask]"' in line
-        assert "distributed" in line
+    assert len(lines) == 3, done.stdout + done.stderr
+    assert len(set(lines)) == 1, "one import guard, one message"
+    assert "the Dask backend needs the optional package" in lines[0]
+    assert 'pip install "smartdownsample[dask]"' in lines[0]
+    assert "distributed" in lines[0]
     assert issubclass(MissingExtraError, ImportError)

@@ -8,6 +8,7 @@ does not handle must reach Pillow unchanged.
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 import os
@@ -28,7 +29,7 @@ from smartdownsample import loading
 from smartdownsample._exceptions import ImageLoadError, InvalidArgumentError
 from smartdownsample._types import ExecutorKind
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.extract import (
+from smartdownsample.extraction import (
     BATCH_SIZE,
     BatchResult,
     batch_size_for,
@@ -487,3 +488,80 @@ def test_batch_sizes_and_worker_counts() -> None:
         resolve_workers(-1)
     with pytest.raises(InvalidArgumentError, match="image_timeout"):
         local_runner(2, image_timeout=0)
+
+
+# -- module layout -------------------------------------------------------------------
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "src" / "smartdownsample"
+
+
+def _module_name(path: Path, package_dir: Path) -> str:
+    parts = ["smartdownsample", *path.relative_to(package_dir).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(module: str, is_package: bool, node: ast.ImportFrom | ast.Import) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = module if is_package else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        base = base.rpartition(".")[0]
+    where = f"{base}.{node.module}" if node.level and node.module else (node.module or base)
+    # "from . import x" may name a module: count both the package and its submodules.
+    return [where, *(f"{where}.{alias.name}" for alias in node.names)]
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth, except those under ``if TYPE_CHECKING:``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """Which package modules each package module imports (in functions too)."""
+    files = {_module_name(path, package_dir): path for path in package_dir.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = (
+            name
+            for node in _runtime_imports(tree)
+            for name in _imported(module, path.name == "__init__.py", node)
+        )
+        graph[module] = {name for name in names if name in files and name != module}
+    return graph
+
+
+def cycles_through(graph: dict[str, set[str]], modules: set[str]) -> list[list[str]]:
+    """Import cycles that pass through any of ``modules`` (a module on a path back to itself)."""
+    found = []
+    for start in sorted(modules):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    found.append([*trail, start])
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+    return found
+
+
+def test_extraction_has_no_import_cycle() -> None:
+    """Issue 12: ``extract`` and ``_processes`` imported each other (the unit of work
+    lived with the pool that runs it)."""
+    graph = import_graph(PACKAGE_DIR)
+    extraction = {name for name in graph if name.startswith("smartdownsample.extraction.")}
+    assert {f"smartdownsample.extraction.{name}" for name in ("batch", "processes")} <= extraction
+    assert cycles_through(graph, extraction) == []

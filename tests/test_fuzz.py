@@ -4,7 +4,7 @@ Hypothesis mutates real files (bit flips, byte insertions and deletions,
 truncation, overwritten size fields, inserted markers, headers spliced onto
 other files' bodies) and feeds them to
 :func:`smartdownsample.loading.decode_bytes` and, written to files, to
-:func:`smartdownsample.extract.extract_batch`. The only exception allowed is
+:func:`smartdownsample.extraction.extract_batch`. The only exception allowed is
 the project's :class:`ImageLoadError` (a reported failure); nothing may hang.
 
 Bounded for CI: each test has a pytest-timeout (120 s) and a fixed number of
@@ -38,7 +38,7 @@ from PIL import Image
 import hostile
 from smartdownsample import loading
 from smartdownsample._exceptions import ImageLoadError
-from smartdownsample.extract import extract_batch
+from smartdownsample.extraction import extract_batch
 from smartdownsample.loading import decode_bytes, thumbnail_side
 
 SIDE = 32

@@ -2,7 +2,7 @@
 
 Every kind in :mod:`hostile` goes through the three entry points a user
 reaches: :func:`smartdownsample.loading.decode_file`,
-:func:`smartdownsample.extract.extract_batch` and the public
+:func:`smartdownsample.extraction.extract_batch` and the public
 :func:`smartdownsample.api.downsample` with ``image_loading_errors`` "skip"
 and "raise". Readable kinds must look like their reference picture (upright,
 composited on white, 16-bit scaled); unreadable kinds must raise or report
@@ -28,7 +28,7 @@ import hostile
 from smartdownsample import loading
 from smartdownsample._exceptions import ImageLoadError
 from smartdownsample.api import downsample
-from smartdownsample.extract import extract_batch
+from smartdownsample.extraction import extract_batch
 from smartdownsample.features import features_from_thumbnails
 from smartdownsample.loading import decode_bytes, decode_file, thumbnail_side
 
@@ -378,7 +378,7 @@ def test_importing_the_package_leaves_warning_filters_alone() -> None:
 import warnings
 import numpy, PIL.Image
 before = list(warnings.filters)
-import smartdownsample, smartdownsample.api, smartdownsample.loading, smartdownsample.extract
+import smartdownsample, smartdownsample.api, smartdownsample.loading, smartdownsample.extraction
 assert warnings.filters == before, warnings.filters[: len(warnings.filters) - len(before)]
 with warnings.catch_warnings(record=True) as caught:
     warnings.warn(PIL.Image.DecompressionBombWarning("could be decompression bomb DOS attack"))

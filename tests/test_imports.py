@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import smartdownsample
 
 PACKAGE = Path(smartdownsample.__file__).parent
@@ -125,7 +123,6 @@ def test_lazy_names_still_work() -> None:
     assert smartdownsample.SyntheticDataset.__name__ == "SyntheticDataset"
 
 
-@pytest.mark.xfail(strict=True, reason="extract <-> _processes: the extraction package ends it")
 def test_no_import_cycle() -> None:
     graph = _graph()
     assert len(graph) > 20, "the package was not found"

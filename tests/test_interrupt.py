@@ -709,7 +709,7 @@ def _small_batches(
     paths: Any, todo: Any, hash_size: int, *, on_batch: Callable[[Any, Any], None]
 ) -> None:
     """A serial runner with small batches (several stores and commits per run)."""
-    from smartdownsample.extract import extract_batch
+    from smartdownsample.extraction import extract_batch
 
     for start in range(0, len(todo), BATCH):
         batch = todo[start : start + BATCH]
@@ -719,7 +719,7 @@ def _small_batches(
 def test_ctrl_c_at_every_instant_of_saving_features(source: Source, fast_folder: Path) -> None:
     """The cache is never damaged, never wrong, never left locked, and says nothing."""
     from smartdownsample.cache import CacheWarning, FeatureCache
-    from smartdownsample.extract import extract_features
+    from smartdownsample.extraction import extract_features
 
     paths = source.paths[:SAVED_IMAGES]
     truth = extract_features(paths, 8, runner=_small_batches).features.tobytes()

@@ -1,21 +1,24 @@
 """Worker processes: a decoder that crashes or hangs costs one image, never the run.
 
-Real crashes and hangs are injected with the test-only fault markers of
-:mod:`smartdownsample._processes`: with ``SMARTDOWNSAMPLE_TEST_FAULTS=1`` in a
-worker's environment, a file named ``*__sds_crash__*`` makes it die of a real
-segmentation fault, ``*__sds_exit__*`` exit at once, ``*__sds_hang__*`` sleep
-forever.
+Real crashes and hangs are injected from outside the product by the ``faults``
+fixture (see ``tests/faults/fault_injection.py``): in worker processes a file
+named ``*__sds_crash__*`` makes the decoder die of a real segmentation fault,
+``*__sds_exit__*`` exit at once, ``*__sds_hang__*`` sleep forever; in thread
+and serial runs only the hang marker acts.
 """
 
 from __future__ import annotations
 
-import functools
+import inspect
 import logging
+import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +26,17 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
+from faults.fault_injection import CRASH, EXIT, EXIT_CODE, HANG, hanging_decoder, worker_pythonpath
 from images import quadrants, write_jpeg
-from smartdownsample import api, downsample
+from smartdownsample import downsample
 from smartdownsample._exceptions import ImageLoadError
-from smartdownsample._processes import (
-    FAULT_MARKERS,
-    TEST_FAULTS_ENV,
-    WorkerPool,
-    WorkerStartError,
-    _Task,
-)
 from smartdownsample._types import ExecutorKind
-from smartdownsample.extract import BatchResult, extract_batch, local_runner, run_batches
+from smartdownsample.extraction import BatchResult, extract_batch, run_batches
+from smartdownsample.extraction import batch as batch_module
+from smartdownsample.extraction.processes import WorkerPool, WorkerStartError, _Task
 from smartdownsample.features import empty_features
 
-CRASH, EXIT, HANG = FAULT_MARKERS
+SRC = Path(__file__).resolve().parent.parent / "src" / "smartdownsample"
 TIMEOUT = 1.5
 """Per-image time limit in these tests (seconds): short, so a hang costs little."""
 
@@ -71,8 +70,20 @@ class _Collector:
 
 
 @pytest.fixture
-def armed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TEST_FAULTS_ENV, "1")
+def armed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Install the test faults for one test, in worker processes and in this process.
+
+    Worker processes are fresh interpreters started with this process's
+    environment, so ``PYTHONPATH`` makes them run ``tests/faults/sitecustomize.py``;
+    here the decoder that ``extract_batch`` calls is replaced. Both are undone
+    after the test, and threads still blocked on a hang marker are let go.
+    """
+    monkeypatch.setenv("PYTHONPATH", worker_pythonpath(os.environ.get("PYTHONPATH")))
+    release = threading.Event()
+    decoder = hanging_decoder(batch_module.decode_file, release)
+    monkeypatch.setattr(batch_module, "decode_file", decoder)
+    yield
+    release.set()
 
 
 def test_crash_exit_and_hang_cost_one_image_each(tmp_path: Path, armed: None) -> None:
@@ -96,7 +107,8 @@ def test_crash_exit_and_hang_cost_one_image_each(tmp_path: Path, armed: None) ->
     for index in (3, 70):
         assert "decoder crashed" in collect.reasons[index]
         assert "SIGSEGV" in collect.reasons[index] or sys.platform == "win32"
-    assert "decoder crashed" in collect.reasons[5] and "exit status 70" in collect.reasons[5]
+    assert "decoder crashed" in collect.reasons[5]
+    assert f"exit status {EXIT_CODE}" in collect.reasons[5]
     assert collect.reasons[40].startswith(f"timed out after {TIMEOUT:g} s")
     good = np.setdiff1d(np.arange(len(paths)), list(faults))
     assert collect.ok[good].all()
@@ -107,10 +119,8 @@ def test_crash_exit_and_hang_cost_one_image_each(tmp_path: Path, armed: None) ->
 
 
 def test_downsample_skips_a_crashing_file_and_still_returns_the_target(
-    tmp_path: Path, armed: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, armed: None
 ) -> None:
-    # downsample() has no time-limit parameter: give its runner the short test limit.
-    monkeypatch.setattr(api, "local_runner", functools.partial(local_runner, image_timeout=TIMEOUT))
     paths = _images(tmp_path, 40, {7: CRASH, 21: HANG})
     result = downsample(
         paths,
@@ -119,6 +129,7 @@ def test_downsample_skips_a_crashing_file_and_still_returns_the_target(
         image_loading_errors="skip",
         executor="process",
         n_workers=2,
+        image_timeout=TIMEOUT,
     )
     assert result.n_selected == 30
     failed = {failure.path: failure.reason for failure in result.failures}
@@ -136,25 +147,45 @@ def test_downsample_raise_names_the_crashing_file(
     assert error.value.path == paths[11]
 
 
-def test_markers_do_nothing_unless_armed_and_in_a_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_marked_files_are_ordinary_files_without_the_fault_fixture(tmp_path: Path) -> None:
+    """The markers mean nothing to the product: only the test fixture gives them a meaning
+    (and it is undone after each test, whatever ran before this one)."""
     paths = _images(tmp_path, 12, {2: CRASH, 5: EXIT, 8: HANG})
-    monkeypatch.delenv(TEST_FAULTS_ENV, raising=False)
-    collect = _Collector(len(paths))
     todo = np.arange(len(paths), dtype=np.int64)
-    run_batches(paths, todo, 8, workers=2, executor="process", on_batch=collect)
-    assert collect.ok.all()
-    # Armed, threads and serial runs ignore the crash and exit markers (they would end
-    # the caller's process); the hang marker is honoured there too (see the next test).
-    paths = [p for p in paths if HANG not in p]
+    executors: tuple[ExecutorKind, ...] = ("process", "thread", "serial")
+    for executor in executors:
+        collect = _Collector(len(paths))
+        run_batches(
+            paths, todo, 8, workers=2, executor=executor, on_batch=collect, image_timeout=TIMEOUT
+        )
+        assert collect.ok.all(), executor
+
+
+def test_threads_ignore_the_crash_and_exit_markers(tmp_path: Path, armed: None) -> None:
+    """Armed, thread and serial runs decode crash- and exit-marked files normally (in this
+    process those faults would end the test run); hangs are tested below."""
+    paths = _images(tmp_path, 12, {2: CRASH, 5: EXIT})
     todo = np.arange(len(paths), dtype=np.int64)
-    monkeypatch.setenv(TEST_FAULTS_ENV, "1")
     executors: tuple[ExecutorKind, ...] = ("thread", "serial")
     for executor in executors:
         collect = _Collector(len(paths))
         run_batches(paths, todo, 8, workers=2, executor=executor, on_batch=collect)
-        assert collect.ok.all()
+        assert collect.ok.all(), executor
+
+
+FAULT_HOOK_WORDS = ("__sds_", "string_at", "TEST_FAULTS", "inject_fault", "os._exit(")
+"""What the fault injection of tests looked like when it lived in the product."""
+
+
+def test_the_product_has_no_fault_hooks() -> None:
+    """Issue 12: the worker's test-only fault injection is no longer shipped."""
+    found = [
+        f"{path.relative_to(SRC)}: {word}"
+        for path in sorted(SRC.rglob("*.py"))
+        for word in FAULT_HOOK_WORDS
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
 
 
 THREAD_TIMEOUT = 0.5
@@ -224,6 +255,11 @@ def test_pool_processes_are_gone_after_an_error(tmp_path: Path) -> None:
     assert processes and all(process.poll() is not None for process in processes)
 
 
+def test_pool_close_kills_busy_and_idle_workers_alike() -> None:
+    """Issue 12: ``close(kill=...)`` took a flag that changed nothing; it is gone."""
+    assert list(inspect.signature(WorkerPool.close).parameters) == ["self"]
+
+
 def test_worker_that_cannot_start_falls_back_to_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -233,7 +269,7 @@ def test_worker_that_cannot_start_falls_back_to_threads(
     paths = _images(tmp_path, 20)
     monkeypatch.setattr(sys, "executable", false)  # every worker exits at once
     collect = _Collector(len(paths))
-    with caplog.at_level(logging.WARNING, logger="smartdownsample.extract"):
+    with caplog.at_level(logging.WARNING, logger="smartdownsample.extraction.local"):
         run_batches(
             paths,
             np.arange(len(paths), dtype=np.int64),

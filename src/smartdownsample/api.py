@@ -30,7 +30,7 @@ from ._types import (
     ExecutorKind,
     Strategy,
 )
-from .extract import DEFAULT_IMAGE_TIMEOUT, BatchRunner, FeatureStore, local_runner
+from .extraction import DEFAULT_IMAGE_TIMEOUT, BatchRunner, FeatureStore, local_runner
 from .paths import natural_order
 from .result import SelectionResult
 
@@ -72,7 +72,7 @@ def _build_runner(
     image_timeout: float,
 ) -> BatchRunner:
     if backend == "dask":
-        from ._dask import dask_runner
+        from .extraction.dask import dask_runner
 
         runner: BatchRunner = dask_runner(client=client)
         return runner

@@ -81,7 +81,7 @@ Examples
 >>> import os, tempfile
 >>> import numpy as np
 >>> from PIL import Image
->>> from smartdownsample.extract import extract_features
+>>> from smartdownsample.extraction import extract_features
 >>> folder = tempfile.mkdtemp()
 >>> image = os.path.join(folder, "a.png"); Image.new("RGB", (40, 40), "red").save(image)
 >>> database = os.path.join(folder, "cache", "features.sqlite")
@@ -119,7 +119,7 @@ from numpy.typing import NDArray
 
 from ._exceptions import CacheError, CacheWarning, InvalidArgumentError
 from ._version import __version__
-from .extract import BatchResult
+from .extraction import BatchResult, CacheToken
 from .features import FEATURE_DTYPE, empty_features
 from .loading import MAX_IMAGE_FILE_BYTES
 
@@ -143,15 +143,12 @@ FEATURE_VERSION = 3  # 2: contrast column, 4-level structure step; 3: chroma col
 a change (in loading, thumbnails or features) changes the value of any
 feature row, so that rows computed by older code are not reused."""
 
-FEATURE_LAYOUT = (
-    "[('dhash', '<u8'), ('structure', '|u1'), ('ahash_bit', '|u1'), "
-    "('mean_rgb', '<f4', (3,)), ('contrast', '<f4'), ('chroma', '<f4'), ('capture_time', '<f8'), "
-    "('width', '<i4'), ('height', '<i4')]"
-)
-"""``str(FEATURE_DTYPE.descr)`` at :data:`FEATURE_VERSION`. Rows are stored as
-the raw bytes of that layout; if ``FEATURE_DTYPE`` changes without this and
-:data:`FEATURE_VERSION` being updated, the cache refuses to open (with a
-warning) rather than decode bytes under the wrong layout."""
+FEATURE_LAYOUT = str(FEATURE_DTYPE.descr)
+"""The layout of the stored rows (their raw bytes), derived from
+:data:`~smartdownsample.features.FEATURE_DTYPE`, so that a change of the
+feature row changes it by itself. Rows are stored under
+:data:`FEATURE_VERSION`, which must be bumped with such a change;
+``tests/test_cache.py`` keeps the layout of every version and fails until it is."""
 
 SCHEMA_VERSION = 2  # 2: inode and change time in the key
 """Version of the database tables (stored as ``PRAGMA user_version`` and in
@@ -262,22 +259,6 @@ _Row = tuple[str, int, int, int, int, int, int, bytes | None, bytes]
 """One row to insert, in :data:`_FEATURE_COLUMNS` order."""
 
 _FIX = "delete it (it only holds cached features) or run without the cache (cache=None)"
-
-
-@dataclass(frozen=True)
-class _Stamps:
-    """What :meth:`FeatureCache.lookup` saw of each file before decoding.
-
-    ``size`` is -1 where the file could not be stat'ed (it is then neither
-    a hit nor stored); ``digests`` is set with ``verify_content=True``.
-    """
-
-    keys: list[str]
-    size: NDArray[np.int64]
-    mtime_ns: NDArray[np.int64]
-    inode: NDArray[np.int64]
-    ctime_ns: NDArray[np.int64]
-    digests: list[bytes | None] | None
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -465,16 +446,6 @@ def _user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _check_layout() -> None:
-    layout = str(FEATURE_DTYPE.descr)
-    if layout != FEATURE_LAYOUT:
-        raise CacheError(
-            f"the feature row layout changed ({layout}) but the cache's FEATURE_LAYOUT was not "
-            "updated; bump FEATURE_VERSION and FEATURE_LAYOUT in smartdownsample/cache.py "
-            "(the cache is not used until then)"
-        )
-
-
 class FeatureCache:
     """Feature rows of image files in an SQLite database (a :class:`FeatureStore`).
 
@@ -528,7 +499,6 @@ class FeatureCache:
     ) -> None:
         if commit_rows < 1:
             raise InvalidArgumentError(f"commit_rows must be at least 1, got {commit_rows}")
-        _check_layout()
         self.path = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
         self.hash_size = int(hash_size)
         self.verify_content = verify_content
@@ -771,7 +741,9 @@ class FeatureCache:
 
     # -- FeatureStore protocol ---------------------------------------------------
 
-    def lookup(self, paths: Sequence[str]) -> tuple[NDArray[np.void], NDArray[np.bool_], Any]:
+    def lookup(
+        self, paths: Sequence[str]
+    ) -> tuple[NDArray[np.void], NDArray[np.bool_], CacheToken]:
         """Cached feature rows of ``paths`` that are still valid.
 
         Each file is stat'ed (a missing or unreadable file is a miss); a row
@@ -790,14 +762,14 @@ class FeatureCache:
             zero where missed.
         hit : numpy.ndarray
             ``(N,)`` bool.
-        token : object
+        token : CacheToken
             The stats taken now, before decoding; pass it to :meth:`store`.
         """
         count = len(paths)
         keys = [_absolute(p) for p in paths]
         stats = _stat_all(keys)
         digests = _digest_all(keys, stats.size) if self.verify_content else None
-        stamps = _Stamps(keys, stats.size, stats.mtime_ns, stats.inode, stats.ctime_ns, digests)
+        stamps = CacheToken(keys, stats.size, stats.mtime_ns, stats.inode, stats.ctime_ns, digests)
         rows = empty_features(count)
         hit = np.zeros(count, dtype=bool)
         with self._lock:
@@ -811,7 +783,7 @@ class FeatureCache:
         self.n_hits += int(hit.sum())
         return rows, hit, stamps
 
-    def _fetch(self, stamps: _Stamps, rows: NDArray[np.void], hit: NDArray[np.bool_]) -> None:
+    def _fetch(self, stamps: CacheToken, rows: NDArray[np.void], hit: NDArray[np.bool_]) -> None:
         assert self._conn is not None
         candidates = np.flatnonzero(stamps.size >= 0)
         keys = stamps.keys
@@ -859,7 +831,7 @@ class FeatureCache:
         paths: Sequence[str],
         indices: NDArray[np.int64],
         result: BatchResult,
-        token: Any,
+        token: CacheToken,
     ) -> None:
         """Queue the successfully computed rows of ``paths[indices]`` for saving.
 
@@ -877,7 +849,7 @@ class FeatureCache:
             Positions in ``paths`` of the batch's rows.
         result : BatchResult
             The batch's features and ok mask.
-        token : object
+        token : CacheToken
             What :meth:`lookup` returned for these paths.
 
         Raises
@@ -885,7 +857,7 @@ class FeatureCache:
         InvalidArgumentError
             If ``token`` does not come from :meth:`lookup` on these paths.
         """
-        if not isinstance(token, _Stamps) or len(token.keys) != len(paths):
+        if not isinstance(token, CacheToken) or len(token.keys) != len(paths):
             raise InvalidArgumentError(
                 "FeatureCache.store needs the token that lookup() returned for the same paths"
             )
@@ -897,7 +869,7 @@ class FeatureCache:
         ):
             self.flush()
 
-    def _queue(self, indices: NDArray[np.int64], result: BatchResult, token: _Stamps) -> None:
+    def _queue(self, indices: NDArray[np.int64], result: BatchResult, token: CacheToken) -> None:
         if self.read_only or self._conn is None:
             return
         features = np.ascontiguousarray(result.features, dtype=FEATURE_DTYPE)

@@ -43,7 +43,7 @@ from ._exceptions import (
 )
 from ._version import __version__
 from .api import MAX_HASH_SIZE, MIN_HASH_SIZE, downsample, natural_order
-from .extract import DEFAULT_IMAGE_TIMEOUT
+from .extraction import DEFAULT_IMAGE_TIMEOUT
 from .listing import (
     IMAGE_EXTENSIONS,
     STDIN_SOURCE,

@@ -122,8 +122,21 @@ MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
 sparse file, and reading it whole cost the 1.x release gigabytes of memory.
 Larger files are reported as unreadable without being read."""
 
-JPEG_SIGNATURE = b"\xff\xd8\xff"
+JPEG_MARKER_PREFIX = 0xFF
+"""Every JPEG marker is this byte followed by the marker's code (below)."""
+
+JPEG_SOI = 0xD8  # start of image
+JPEG_APP1 = 0xE1  # application segment 1: EXIF or XMP
+JPEG_SOS = 0xDA  # start of scan: the entropy-coded picture data follows
+JPEG_EOI = 0xD9  # end of image
+JPEG_TEM = 0x01  # a standalone marker without a length
+JPEG_RST0, JPEG_RST7 = 0xD0, 0xD7  # restart markers, standalone too
+
+JPEG_SIGNATURE = bytes((JPEG_MARKER_PREFIX, JPEG_SOI, JPEG_MARKER_PREFIX))
 """Start of image marker followed by the first marker's 0xFF: every JPEG file starts so."""
+
+JPEG_START_OF_SCAN = bytes((JPEG_MARKER_PREFIX, JPEG_SOS))
+JPEG_END_OF_IMAGE = bytes((JPEG_MARKER_PREFIX, JPEG_EOI))
 
 FAST_JPEG_COLOURSPACES = frozenset({"YCbCr", "Gray", "RGB"})
 """JPEG colour spaces the fast path converts exactly as Pillow does. CMYK and
@@ -134,11 +147,6 @@ DRAFT_SCALES = (8, 4, 2, 1)
 
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
-JPEG_APP1 = 0xE1
-JPEG_SOS = 0xDA
-JPEG_EOI = 0xD9
-JPEG_TEM = 0x01
-JPEG_RST0, JPEG_RST7 = 0xD0, 0xD7
 TIFF_SHORT, TIFF_LONG, TIFF_ASCII, TIFF_UNDEFINED, TIFF_IFD = 3, 4, 2, 7, 13
 TIFF_ENTRY_SIZE = 12
 TIFF_INLINE_SIZE = 4  # values up to 4 bytes sit in the entry itself
@@ -427,10 +435,10 @@ def _jpeg_exif_segment(data: bytes) -> tuple[bytes | None, bool] | None:
     exif: bytes | None = None
     has_xmp = False
     while position + 4 <= size:
-        if data[position] != 0xFF:
+        if data[position] != JPEG_MARKER_PREFIX:
             return None
         marker = data[position + 1]
-        if marker == 0xFF:  # fill byte before a marker
+        if marker == JPEG_MARKER_PREFIX:  # fill byte before a marker
             position += 1
             continue
         if marker in (JPEG_SOS, JPEG_EOI):
@@ -668,10 +676,6 @@ def _describe(exc: BaseException) -> str:
         return "not an image format Pillow can read (wrong extension, video or damaged file?)"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
-
-
-JPEG_START_OF_SCAN = b"\xff\xda"
-JPEG_END_OF_IMAGE = b"\xff\xd9"
 
 
 def _check_jpeg_end(data: bytes, name: str) -> None:

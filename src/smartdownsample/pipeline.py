@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from ._types import Strategy
 from .buckets import bucket_ids
 from .bursts import find_bursts
-from .extract import BatchRunner, ExtractionResult, FeatureStore, extract_features
+from .extraction import BatchRunner, ExtractionResult, FeatureStore, extract_features
 from .paths import as_path_list, distinct_paths, folder_ids, natural_order, same_files
 from .progress import ProgressBar
 from .report import count_noun

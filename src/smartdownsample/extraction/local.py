@@ -1,19 +1,13 @@
-"""Feature extraction over many files: batches, workers, failures.
-
-:func:`extract_batch` is the unit of work: it decodes a list of paths and
-returns their compact feature rows plus the failures, and it is what local
-workers and Dask tasks run. :func:`extract_features` drives it over a whole
-path list with local threads or processes, streaming batches so that memory
-holds only feature rows (40 bytes an image), never decoded images.
+"""Running batches on this machine: worker processes, threads, or serially.
 
 Local runs use worker processes for large inputs (:func:`choose_executor`):
 they scale past the GIL and, above all, a decoder that crashes or hangs on a
 hostile file costs only that file, which is reported as failed ("the decoder
 crashed ...", "timed out after 60 s ..."), while the rest of the run goes on
-(see :mod:`smartdownsample._processes`). The per-image time limit is
-``image_timeout`` of :func:`local_runner` (default
-:data:`DEFAULT_IMAGE_TIMEOUT`); thread and serial runs honour it too, by
-giving up the image and leaving its thread behind (:class:`_WatchedThreads`).
+(see :mod:`.processes`). The per-image time limit is ``image_timeout`` of
+:func:`local_runner` (default :data:`.processes.DEFAULT_IMAGE_TIMEOUT`);
+thread and serial runs honour it too, by giving up the image and leaving its
+thread behind (:class:`_WatchedThreads`).
 """
 
 from __future__ import annotations
@@ -23,48 +17,34 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._exceptions import ImageLoadError, InvalidArgumentError
-from ._processes import (
+from .._exceptions import InvalidArgumentError
+from .._types import ExecutorKind
+from .batch import BatchResult, batch_size_for, extract_batch, failed_batch, iter_batches
+from .processes import (
     DEFAULT_IMAGE_TIMEOUT,
-    FAULT_MARKERS,
     MIN_POLL_SECONDS,
     POLL_FRACTION,
-    TEST_FAULTS_ENV,
+    WorkerPool,
+    WorkerStartError,
     processes_supported,
 )
-from ._types import ExecutorKind
-from .features import empty_features, features_from_thumbnails
-from .loading import decode_file, thumbnail_side
+from .protocols import BatchRunner
 
 __all__ = [
     "AUTO_PROCESS_MIN_IMAGES",
-    "BATCH_SIZE",
-    "DEFAULT_IMAGE_TIMEOUT",
-    "BatchResult",
-    "BatchRunner",
-    "ExtractionResult",
-    "FeatureStore",
     "choose_executor",
-    "extract_batch",
-    "extract_features",
-    "failed_batch",
-    "iter_batches",
     "local_runner",
+    "resolve_workers",
     "run_batches",
 ]
 
 logger = logging.getLogger(__name__)
-
-BATCH_SIZE = 64
-"""Images per unit of work: large enough that scheduling and pickling cost
-little next to decoding (about 64 x 0.5 ms), small enough for smooth progress."""
 
 IN_FLIGHT_PER_WORKER = 4
 """Batches queued per worker thread: keeps workers busy while bounding memory."""
@@ -73,162 +53,9 @@ THREAD_JOIN_SECONDS = 5.0
 """How long the end of a thread run waits for its threads to finish the
 image each is on (they stop before the next one)."""
 
-MIN_BATCH_SIZE = 8
-"""Smallest batch used to spread small inputs over the workers."""
-
 AUTO_PROCESS_MIN_IMAGES = 2_000
 """From this many images to compute, ``executor="auto"`` uses worker
 processes (see :func:`choose_executor` for the measurements behind it)."""
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Features of one batch.
-
-    Attributes
-    ----------
-    features : numpy.ndarray
-        ``(B,)`` rows of :data:`.features.FEATURE_DTYPE` (zeros where failed).
-    ok : numpy.ndarray
-        ``(B,)`` bool, False where the image failed.
-    errors : tuple of (int, str)
-        Position in the batch and reason of every failure.
-    """
-
-    features: NDArray[np.void]
-    ok: NDArray[np.bool_]
-    errors: tuple[tuple[int, str], ...]
-
-
-def extract_batch(
-    paths: Sequence[str],
-    hash_size: int,
-    *,
-    on_image: Callable[[int], None] | None = None,
-) -> BatchResult:
-    """Decode a batch of image files and compute their features.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Image files.
-    hash_size : int
-        Hash size for the structure bits.
-    on_image : callable, optional
-        Called with the position in ``paths`` of each image just before it is
-        read; worker processes use it to tell which image a crash or hang hit.
-
-    Returns
-    -------
-    BatchResult
-        One feature row per path; unreadable files are marked, not dropped.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from PIL import Image
-    >>> folder = tempfile.mkdtemp()
-    >>> good = os.path.join(folder, "a.png"); Image.new("RGB", (64, 64)).save(good)
-    >>> bad = os.path.join(folder, "b.jpg"); _ = open(bad, "wb").write(b"not a jpeg")
-    >>> result = extract_batch([good, bad], 8)
-    >>> result.ok.tolist(), result.errors[0][0]
-    ([True, False], 1)
-    """
-    side = thumbnail_side(hash_size)
-    count = len(paths)
-    thumbnails = np.zeros((count, side, side, 3), dtype=np.uint8)
-    capture = np.full(count, np.nan)
-    widths = np.zeros(count, dtype=np.int32)
-    heights = np.zeros(count, dtype=np.int32)
-    ok = np.zeros(count, dtype=bool)
-    errors: list[tuple[int, str]] = []
-    for index, path in enumerate(paths):
-        if on_image is not None:
-            on_image(index)
-        try:
-            decoded = decode_file(path, side)
-        except ImageLoadError as exc:
-            errors.append((index, exc.reason))
-            continue
-        thumbnails[index] = decoded.thumbnail
-        capture[index] = decoded.capture_time
-        widths[index] = decoded.width
-        heights[index] = decoded.height
-        ok[index] = True
-    features = empty_features(count)
-    if ok.all():
-        features = features_from_thumbnails(thumbnails, hash_size)
-    elif ok.any():
-        features[ok] = features_from_thumbnails(thumbnails[ok], hash_size)
-    features["capture_time"] = capture
-    features["width"] = widths
-    features["height"] = heights
-    return BatchResult(features, ok, tuple(errors))
-
-
-def failed_batch(count: int, reason: str) -> BatchResult:
-    """A :class:`BatchResult` of ``count`` images that all failed for ``reason``.
-
-    Examples
-    --------
-    >>> failed_batch(2, "decoder crashed").errors
-    ((0, 'decoder crashed'), (1, 'decoder crashed'))
-    """
-    return BatchResult(
-        empty_features(count),
-        np.zeros(count, dtype=bool),
-        tuple((position, reason) for position in range(count)),
-    )
-
-
-@dataclass
-class ExtractionResult:
-    """Features of a whole path list.
-
-    Attributes
-    ----------
-    features : numpy.ndarray
-        ``(N,)`` feature rows aligned with the paths.
-    ok : numpy.ndarray
-        ``(N,)`` bool, False for images that could not be read.
-    errors : dict of int to str
-        Reason per failed index.
-    n_cached : int
-        How many rows came from the feature cache.
-    """
-
-    features: NDArray[np.void]
-    ok: NDArray[np.bool_]
-    errors: dict[int, str] = field(default_factory=dict)
-    n_cached: int = 0
-
-
-def iter_batches(indices: NDArray[np.int64], size: int = BATCH_SIZE) -> Iterator[NDArray[np.int64]]:
-    """Split an index array into consecutive batches of at most ``size``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> [b.tolist() for b in iter_batches(np.arange(5), 2)]
-    [[0, 1], [2, 3], [4]]
-    """
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
-
-
-def batch_size_for(n_images: int, workers: int) -> int:
-    """Batch size that gives every worker work on small inputs.
-
-    :data:`BATCH_SIZE`, or less when there are fewer than that many images
-    per worker, but never below :data:`MIN_BATCH_SIZE`.
-
-    Examples
-    --------
-    >>> batch_size_for(100_000, 4), batch_size_for(100, 4), batch_size_for(10, 4)
-    (64, 25, 8)
-    """
-    per_worker = -(-n_images // max(1, workers))
-    return max(MIN_BATCH_SIZE, min(BATCH_SIZE, per_worker))
 
 
 def resolve_workers(n_workers: int | None) -> int:
@@ -274,7 +101,7 @@ def choose_executor(kind: ExecutorKind, workers: int, n_images: int) -> Executor
       as fast as threads or faster once the start-up is paid (at 2,000 crops
       a run takes about 0.7 s with processes, 0.8-1.0 s with threads), and
       above all a decoder that crashes or hangs on a hostile file costs
-      only that file (see :mod:`smartdownsample._processes`). ``"auto"``
+      only that file (see :mod:`.processes`). ``"auto"``
       starts at most one process per CPU core: decoding files from the page
       cache is CPU-bound, and every extra process costs a start-up (pass
       ``executor="process"`` for exactly ``n_workers`` processes, e.g. to
@@ -355,8 +182,6 @@ def _run_in_processes(
     on_batch: Callable[[NDArray[np.int64], BatchResult], None],
 ) -> NDArray[np.int64] | None:
     """Run in a :class:`WorkerPool`; the indices left over if workers cannot start."""
-    from ._processes import WorkerPool, WorkerStartError
-
     n_batches = -(-len(todo) // size)
     try:
         with WorkerPool(workers, image_timeout) as pool:
@@ -411,7 +236,6 @@ class _WatchedThreads:
         self.threads: list[threading.Thread] = []
         self.left_behind: set[threading.Thread] = set()
         self.stopping = threading.Event()
-        self.armed = os.environ.get(TEST_FAULTS_ENV) == "1"
         self.timed_out = 0
 
     def start_thread(self) -> None:
@@ -437,11 +261,6 @@ class _WatchedThreads:
                 if job.dropped or self.stopping.is_set():
                     raise _Dropped
                 job.current = (position, time.monotonic())
-                if self.armed and FAULT_MARKERS[2] in os.path.basename(
-                    self.paths[int(job.batch[position])]
-                ):  # the test-only hang marker (crash markers would end the caller)
-                    while True:
-                        time.sleep(3600)
 
             try:
                 outcome: BatchResult | BaseException = extract_batch(
@@ -542,40 +361,6 @@ def _run_watched(
         logger.info("%d image(s) timed out in decoding threads", watched.timed_out)
 
 
-class BatchRunner(Protocol):
-    """Runs :func:`extract_batch` over ``paths[todo]``, calling ``on_batch`` per result.
-
-    :func:`run_batches` is the local runner; the Dask backend provides another.
-    """
-
-    def __call__(
-        self,
-        paths: Sequence[str],
-        todo: NDArray[np.int64],
-        hash_size: int,
-        *,
-        on_batch: Callable[[NDArray[np.int64], BatchResult], None],
-    ) -> None: ...
-
-
-class FeatureStore(Protocol):
-    """What extraction needs of a feature cache (see :mod:`smartdownsample.cache`)."""
-
-    def lookup(self, paths: Sequence[str]) -> tuple[NDArray[np.void], NDArray[np.bool_], Any]:
-        """Cached rows, a hit mask, and an opaque token (file stats) for :meth:`store`."""
-        ...
-
-    def store(
-        self,
-        paths: Sequence[str],
-        indices: NDArray[np.int64],
-        result: BatchResult,
-        token: Any,
-    ) -> None:
-        """Save fresh rows of ``paths[indices]`` (stats from ``token``)."""
-        ...
-
-
 def local_runner(
     n_workers: int | None = 4,
     executor: ExecutorKind = "auto",
@@ -625,74 +410,3 @@ def local_runner(
         )
 
     return run
-
-
-def extract_features(
-    paths: Sequence[str],
-    hash_size: int,
-    *,
-    runner: BatchRunner | None = None,
-    cache: FeatureStore | None = None,
-    progress: Callable[[int], None] | None = None,
-    on_failure: Callable[[int, str], None] | None = None,
-) -> ExtractionResult:
-    """Features of every path: from the cache where valid, else computed.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        Image files.
-    hash_size : int
-        Hash size for the structure bits.
-    runner : BatchRunner, optional
-        Where batches run; default :func:`local_runner` with 4 workers.
-    cache : FeatureStore, optional
-        Feature cache; rows found there are not recomputed, new rows are saved.
-    progress : callable, optional
-        Called with the number of images finished after each batch.
-    on_failure : callable, optional
-        Called with (index, reason) for each unreadable image as soon as it
-        is found; it may raise to stop the run early.
-
-    Returns
-    -------
-    ExtractionResult
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from PIL import Image
-    >>> folder = tempfile.mkdtemp()
-    >>> path = os.path.join(folder, "a.png"); Image.new("RGB", (40, 40), "red").save(path)
-    >>> extract_features([path], 8).features["mean_rgb"].tolist()
-    [[255.0, 0.0, 0.0]]
-    """
-    count = len(paths)
-    result = ExtractionResult(empty_features(count), np.zeros(count, dtype=bool))
-    todo = np.arange(count, dtype=np.int64)
-    token: Any = None
-    if cache is not None and count:
-        cached, hit, token = cache.lookup(paths)
-        result.features[hit] = cached[hit]
-        result.ok[hit] = True
-        result.n_cached = int(hit.sum())
-        todo = np.flatnonzero(~hit).astype(np.int64)
-        if progress is not None and result.n_cached:
-            progress(result.n_cached)
-
-    def store(batch: NDArray[np.int64], batch_result: BatchResult) -> None:
-        result.features[batch] = batch_result.features
-        result.ok[batch] = batch_result.ok
-        if cache is not None:
-            cache.store(paths, batch, batch_result, token)
-        for position, reason in batch_result.errors:
-            index = int(batch[position])
-            result.errors[index] = reason
-            if on_failure is not None:
-                on_failure(index, reason)
-        if progress is not None:
-            progress(len(batch))
-
-    if len(todo):
-        (runner or local_runner())(paths, todo, hash_size, on_batch=store)
-    return result

@@ -2,7 +2,7 @@
 
 Image decoders are C code fed with untrusted files. A damaged file may make
 one crash the process (a segmentation fault) or never return. Threads cannot
-be stopped, so :class:`WorkerPool` runs :func:`.extract.extract_batch` in
+be stopped, so :class:`WorkerPool` runs :func:`.batch.extract_batch` in
 separate worker processes and watches them:
 
 * every worker writes the position of the image it is decoding into a small
@@ -31,17 +31,6 @@ Ctrl-C: the parent kills them when it is interrupted or done (they write no
 files). Starting a worker (a new interpreter importing numpy, Pillow and the
 extraction modules) costs about 0.15 s of CPU, 0.2-0.4 s of wall time with
 the workers starting in parallel, once per run.
-
-Fault injection for tests
--------------------------
-When the environment variable ``SMARTDOWNSAMPLE_TEST_FAULTS`` is ``"1"`` in a
-worker's environment (it inherits the parent's), a worker that is about to
-decode a file whose name contains ``__sds_crash__`` crashes with a real
-segmentation fault (``os.abort()`` on Windows), ``__sds_exit__`` exits at
-once with ``os._exit``, and ``__sds_hang__`` sleeps forever. It is used by
-the test suite to show that real crashes and hangs are contained; without
-the variable these names mean nothing. Threads and serial runs honour only
-the hang marker (a crash there would end the caller's process).
 """
 
 from __future__ import annotations
@@ -65,20 +54,16 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._exceptions import SmartDownsampleError
-
-if TYPE_CHECKING:
-    from .extract import BatchResult
+from .._exceptions import SmartDownsampleError
+from .batch import BatchResult, extract_batch, failed_batch
 
 __all__ = [
     "DEFAULT_IMAGE_TIMEOUT",
-    "FAULT_MARKERS",
-    "TEST_FAULTS_ENV",
     "WorkerPool",
     "WorkerStartError",
     "processes_supported",
@@ -132,15 +117,6 @@ thread per core in each of them."""
 FRAME_HEADER = struct.Struct(">Q")
 """Length prefix of every pickled message on the worker pipes."""
 
-TEST_FAULTS_ENV = "SMARTDOWNSAMPLE_TEST_FAULTS"
-"""Environment variable that arms the test-only fault markers (value "1")."""
-
-FAULT_MARKERS = ("__sds_crash__", "__sds_exit__", "__sds_hang__")
-"""File-name markers that make an armed worker crash, exit or hang (tests only)."""
-
-FAULT_EXIT_CODE = 70
-"""Exit status of a worker stopped by the ``__sds_exit__`` marker."""
-
 _BOOTSTRAP = """\
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: Ctrl-C is the parent's business
@@ -151,7 +127,7 @@ sys.path[:] = setup["sys_path"]
 spec = importlib.util.find_spec("smartdownsample")
 if spec is not None and spec.submodule_search_locations is not None:
     sys.modules["smartdownsample"] = importlib.util.module_from_spec(spec)
-from smartdownsample._processes import _worker_main
+from smartdownsample.extraction.processes import _worker_main
 _worker_main(setup)
 """
 """Worker command. It reads the set-up message (framed like every message):
@@ -240,28 +216,10 @@ def _read_frame(stream: IO[bytes]) -> object | None:
 # Worker side
 
 
-def _inject_fault(path: str) -> None:
-    """Crash, exit or hang on a marked file name (armed only by TEST_FAULTS_ENV)."""
-    name = os.path.basename(path)
-    if FAULT_MARKERS[0] in name:
-        if sys.platform == "win32":
-            os.abort()
-        import ctypes
-
-        ctypes.string_at(0)  # reads address 0: a real segmentation fault
-    if FAULT_MARKERS[1] in name:
-        os._exit(FAULT_EXIT_CODE)
-    if FAULT_MARKERS[2] in name:
-        while True:
-            time.sleep(3600)
-
-
 def _worker_main(setup: dict[str, Any]) -> None:
     """Loop of a worker process: read tasks from stdin, answer on stdout."""
     with contextlib.suppress(ValueError):  # not in the main thread: nothing to ignore
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .extract import extract_batch  # after sys.path is set by the bootstrap
-
     _apply_pillow_settings(setup["pillow"])
     commands = sys.stdin.buffer
     # Keep the real stdout for messages; anything a library prints goes to stderr.
@@ -271,7 +229,6 @@ def _worker_main(setup: dict[str, Any]) -> None:
     except (AttributeError, OSError, ValueError):  # no stderr (pythonw): discard
         stray = os.open(os.devnull, os.O_WRONLY)
     os.dup2(stray, sys.stdout.fileno())
-    armed = os.environ.get(TEST_FAULTS_ENV) == "1"
     offset = SLOT.size * int(setup["slot"])
     with open(setup["progress"], "r+b") as handle, mmap.mmap(handle.fileno(), 0) as progress:
         _write_frame(answers, ("ready", os.getpid()))
@@ -282,10 +239,8 @@ def _worker_main(setup: dict[str, Any]) -> None:
             _, task_id, paths, hash_size = message
             SLOT.pack_into(progress, offset, task_id, -1)
 
-            def mark(position: int, task_id: int = task_id, paths: Sequence[str] = paths) -> None:
+            def mark(position: int, task_id: int = task_id) -> None:
                 SLOT.pack_into(progress, offset, task_id, position)
-                if armed:
-                    _inject_fault(paths[position])
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("default")
@@ -389,7 +344,7 @@ def _describe_exit(code: int | None) -> str:
 
 
 class WorkerPool:
-    """Worker processes running :func:`.extract.extract_batch`, with crash and hang recovery.
+    """Worker processes running :func:`.batch.extract_batch`, with crash and hang recovery.
 
     Parameters
     ----------
@@ -438,7 +393,7 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close(kill=exc_info[0] is not None)
+        self.close()
 
     # -- workers ------------------------------------------------------------
 
@@ -737,8 +692,6 @@ class WorkerPool:
         on_batch: Callable[[NDArray[np.int64], BatchResult], None],
         pending: deque[_Task],
     ) -> None:
-        from .extract import failed_batch
-
         indices = task.indices
         if task_id == task.task_id and 0 <= position < len(indices):
             culprit = indices[position : position + 1]
@@ -765,13 +718,13 @@ class WorkerPool:
             self._next_task += 1
             pending.appendleft(_Task(self._next_task, part))
 
-    def close(self, *, kill: bool = False) -> None:
+    def close(self) -> None:
         """Stop the workers and remove the progress map.
 
         Idle workers hold nothing worth saving (they write no files), so they
         are killed rather than waited for: an interpreter exit with numpy
-        loaded takes 0.1-0.3 s, paid at the end of every run otherwise.
-        ``kill`` is accepted for symmetry; busy workers are killed in any case.
+        loaded takes 0.1-0.3 s, paid at the end of every run otherwise; busy
+        workers are killed too (after an error nothing they compute is wanted).
         """
         workers = [w for w in self._workers if w is not None]
         self._workers = []

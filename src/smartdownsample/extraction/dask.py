@@ -1,7 +1,7 @@
 """Dask backend: feature extraction on a ``distributed`` cluster.
 
 The client splits the paths into batches and submits one task per batch,
-:func:`~smartdownsample.extract.extract_batch`, which decodes the files on a
+:func:`~smartdownsample.extraction.batch.extract_batch`, which decodes the files on a
 worker and sends back only the compact feature rows (about 40 bytes per
 image). Everything else stays on the client: the feature cache is read before
 any task is sent and written as results arrive, and selection runs on the
@@ -40,10 +40,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._exceptions import InvalidArgumentError, MissingExtraError, SmartDownsampleError
-from ._version import __version__
-from .extract import BatchResult, extract_batch, iter_batches
-from .features import empty_features
+from .._exceptions import InvalidArgumentError, MissingExtraError, SmartDownsampleError
+from .._version import __version__
+from .batch import BatchResult, extract_batch, failed_batch, iter_batches
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -54,6 +53,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DaskRunner",
     "dask_runner",
+    "require_distributed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -132,12 +132,16 @@ BatchTask = Callable[[Sequence[str], int], BatchResult]
 """What a task runs on a worker: (paths, hash_size) -> BatchResult."""
 
 
-def _require_distributed() -> ModuleType:
-    """Import ``distributed`` or say in one line how to install it."""
+def require_distributed() -> ModuleType:
+    """Import ``distributed`` or say in one line how to install it.
+
+    The one import guard of the optional ``dask`` extra: the command line
+    uses it too, before it connects to a scheduler.
+    """
     try:
         import distributed
     except ImportError as exc:
-        raise MissingExtraError("the dask backend", "dask", "distributed") from exc
+        raise MissingExtraError("the Dask backend", "dask", "distributed") from exc
     return distributed
 
 
@@ -170,7 +174,7 @@ def dask_runner(client: Client | None = None, *, batch_size: int | None = None) 
     -------
     DaskRunner
         Callable as ``runner(paths, todo, hash_size, on_batch=...)``, see
-        :class:`~smartdownsample.extract.BatchRunner`.
+        :class:`~smartdownsample.extraction.protocols.BatchRunner`.
 
     Raises
     ------
@@ -196,9 +200,9 @@ def dask_runner(client: Client | None = None, *, batch_size: int | None = None) 
 
 
 class DaskRunner:
-    """Runs :func:`~smartdownsample.extract.extract_batch` as Dask tasks.
+    """Runs :func:`~smartdownsample.extraction.batch.extract_batch` as Dask tasks.
 
-    A :class:`~smartdownsample.extract.BatchRunner`; build it with
+    A :class:`~smartdownsample.extraction.protocols.BatchRunner`; build it with
     :func:`dask_runner`.
 
     Parameters
@@ -207,13 +211,13 @@ class DaskRunner:
         See :func:`dask_runner`.
     batch_size : int, optional
         See :func:`dask_runner`.
-    task : callable, default :func:`~smartdownsample.extract.extract_batch`
+    task : callable, default :func:`~smartdownsample.extraction.batch.extract_batch`
         The function a task runs, ``task(paths, hash_size) -> BatchResult``.
         It must be importable on the workers or picklable by value.
 
     Examples
     --------
-    >>> from smartdownsample.extract import extract_features
+    >>> from smartdownsample.extraction import extract_features
     >>> runner = DaskRunner(client)  # doctest: +SKIP
     >>> features = extract_features(paths, 8, runner=runner)  # doctest: +SKIP
     """
@@ -225,7 +229,7 @@ class DaskRunner:
         batch_size: int | None = None,
         task: BatchTask = extract_batch,
     ) -> None:
-        self._distributed = _require_distributed()
+        self._distributed = require_distributed()
         self.batch_size = _checked_batch_size(batch_size)
         if client is not None and not isinstance(client, self._distributed.Client):
             raise InvalidArgumentError(
@@ -478,7 +482,7 @@ class _Run:
             "decoder may crash on it, or it needs more memory than a worker has"
         )
         logger.error("%s: %s", self.paths[int(batch[0])], reason)
-        return BatchResult(empty_features(1), np.zeros(1, dtype=bool), ((0, reason),))
+        return failed_batch(1, reason)
 
     def visibility_hint(self, batch: NDArray[np.int64], result: BatchResult) -> BatchResult:
         """Say so when a worker cannot see a file the client sees."""
