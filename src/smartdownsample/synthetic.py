@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -41,7 +40,6 @@ import logging
 import math
 import operator
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -501,111 +499,149 @@ _PALETTES: dict[str, _Palette] = {
 }
 
 
+@dataclass(frozen=True)
+class _Scene:
+    """Where habitat objects go: the drawing's size and horizon, and the object scale."""
+
+    width: int
+    height: int
+    horizon_px: float
+    unit: float  # object sizes are tuned for a 480 px wide drawing
+    rng: np.random.Generator
+
+    @property
+    def ground(self) -> float:
+        return self.height - self.horizon_px
+
+    def base_rows(self, n: int, lo: float, hi: float) -> npt.NDArray[np.float64]:
+        """Rows (far to near) where ``n`` objects stand, between ``lo`` and ``hi`` of the ground."""
+        return np.sort(self.horizon_px + self.rng.uniform(lo, hi, n) * self.ground)
+
+
 def _draw_habitat_objects(
     canvas: FloatArray, habitat: str, horizon_px: float, rng: np.random.Generator
 ) -> None:
     """Trees, bushes and rocks of a habitat, painted far to near."""
     h, w = canvas.shape[:2]
-    unit = w / 480.0  # object sizes below are tuned for a 480 px wide drawing
-    ground = h - horizon_px
+    scene = _Scene(w, h, horizon_px, w / 480.0, rng)
+    draw = {"forest": _draw_forest, "snow": _draw_snow, "savanna": _draw_savanna}
+    draw.get(habitat, _draw_grassland)(canvas, scene)
 
-    def base_rows(n: int, lo: float, hi: float) -> npt.NDArray[np.float64]:
-        return np.sort(horizon_px + rng.uniform(lo, hi, n) * ground)
 
-    if habitat == "forest":
-        for _ in range(int(rng.integers(3, 7))):  # bright gaps in the canopy
-            _paint_ellipse(
-                canvas,
-                rng.uniform(0, w),
-                rng.uniform(0, horizon_px * 0.8),
-                rng.uniform(6, 22) * unit,
-                rng.uniform(4, 14) * unit,
-                _jittered(rng, (196, 212, 214), 0.05),
-                soft=3 * unit,
-            )
-        for base in base_rows(int(rng.integers(8, 16)), -0.05, 0.55):
-            near = (base - horizon_px) / ground + 0.3
-            x = rng.uniform(0, w)
-            half = rng.uniform(2.0, 7.0) * unit * near
-            _paint_rect(canvas, x - half, x + half, 0, base, _jittered(rng, (62, 46, 34), 0.25))
-        for _ in range(int(rng.integers(5, 10))):
-            _paint_ellipse(
-                canvas,
-                rng.uniform(0, w),
-                rng.uniform(-0.1, 0.35) * h,
-                rng.uniform(40, 110) * unit,
-                rng.uniform(20, 50) * unit,
-                _jittered(rng, (34, 70, 30), 0.2),
-                soft=4 * unit,
-            )
-    elif habitat == "snow":
-        for _ in range(int(rng.integers(15, 30))):  # distant tree line
-            _paint_ellipse(
-                canvas,
-                rng.uniform(0, w),
-                horizon_px,
-                rng.uniform(6, 20) * unit,
-                rng.uniform(3, 9) * unit,
-                _jittered(rng, (52, 72, 68), 0.15),
-                soft=2 * unit,
-            )
-        for base in base_rows(int(rng.integers(3, 8)), 0.0, 0.5):
-            near = (base - horizon_px) / ground + 0.4
-            x = rng.uniform(0, w)
-            height = rng.uniform(60, 150) * unit * near
-            colour = _jittered(rng, (30, 56, 42), 0.2)
-            for level in range(4):  # a conifer: stacked, narrowing ellipses
-                frac = level / 4.0
-                _paint_ellipse(
-                    canvas,
-                    x,
-                    base - height * (0.15 + 0.22 * level),
-                    height * 0.28 * (1.0 - frac * 0.7),
-                    height * 0.14,
-                    colour,
-                    soft=1.5 * unit,
-                )
-    elif habitat == "savanna":
-        for base in base_rows(int(rng.integers(1, 5)), 0.0, 0.4):
-            near = (base - horizon_px) / ground + 0.4
-            x = rng.uniform(0, w)
-            height = rng.uniform(40, 110) * unit * near
-            trunk = 2 * unit * near
-            _paint_rect(canvas, x - trunk, x + trunk, base - height, base, (80, 62, 44))
+def _draw_forest(canvas: FloatArray, scene: _Scene) -> None:
+    """Canopy gaps, trunks and leaf masses of a forest."""
+    for _ in range(int(scene.rng.integers(3, 7))):  # bright gaps in the canopy
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            scene.rng.uniform(0, scene.horizon_px * 0.8),
+            scene.rng.uniform(6, 22) * scene.unit,
+            scene.rng.uniform(4, 14) * scene.unit,
+            _jittered(scene.rng, (196, 212, 214), 0.05),
+            soft=3 * scene.unit,
+        )
+    for base in scene.base_rows(int(scene.rng.integers(8, 16)), -0.05, 0.55):
+        near = (base - scene.horizon_px) / scene.ground + 0.3
+        x = scene.rng.uniform(0, scene.width)
+        half = scene.rng.uniform(2.0, 7.0) * scene.unit * near
+        _paint_rect(canvas, x - half, x + half, 0, base, _jittered(scene.rng, (62, 46, 34), 0.25))
+    for _ in range(int(scene.rng.integers(5, 10))):
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            scene.rng.uniform(-0.1, 0.35) * scene.height,
+            scene.rng.uniform(40, 110) * scene.unit,
+            scene.rng.uniform(20, 50) * scene.unit,
+            _jittered(scene.rng, (34, 70, 30), 0.2),
+            soft=4 * scene.unit,
+        )
+
+
+def _draw_snow(canvas: FloatArray, scene: _Scene) -> None:
+    """A distant tree line and conifers in snow."""
+    for _ in range(int(scene.rng.integers(15, 30))):  # distant tree line
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            scene.horizon_px,
+            scene.rng.uniform(6, 20) * scene.unit,
+            scene.rng.uniform(3, 9) * scene.unit,
+            _jittered(scene.rng, (52, 72, 68), 0.15),
+            soft=2 * scene.unit,
+        )
+    for base in scene.base_rows(int(scene.rng.integers(3, 8)), 0.0, 0.5):
+        near = (base - scene.horizon_px) / scene.ground + 0.4
+        x = scene.rng.uniform(0, scene.width)
+        height = scene.rng.uniform(60, 150) * scene.unit * near
+        colour = _jittered(scene.rng, (30, 56, 42), 0.2)
+        for level in range(4):  # a conifer: stacked, narrowing ellipses
+            frac = level / 4.0
             _paint_ellipse(
                 canvas,
                 x,
-                base - height,
-                height * rng.uniform(0.7, 1.1),
-                height * 0.18,
-                _jittered(rng, (92, 98, 46), 0.15),
-                soft=2 * unit,
+                base - height * (0.15 + 0.22 * level),
+                height * 0.28 * (1.0 - frac * 0.7),
+                height * 0.14,
+                colour,
+                soft=1.5 * scene.unit,
             )
-        for base in base_rows(int(rng.integers(2, 7)), 0.05, 0.95):
-            near = (base - horizon_px) / ground + 0.3
-            r = rng.uniform(6, 26) * unit * near
-            _paint_ellipse(
-                canvas, rng.uniform(0, w), base, r, r * 0.6, _jittered(rng, (142, 100, 76), 0.15)
-            )
-    else:  # grassland
-        for base in base_rows(int(rng.integers(3, 9)), 0.0, 0.9):
-            near = (base - horizon_px) / ground + 0.3
-            r = rng.uniform(10, 36) * unit * near
-            _paint_ellipse(
-                canvas,
-                rng.uniform(0, w),
-                base - r * 0.4,
-                r,
-                r * 0.6,
-                _jittered(rng, (60, 92, 40), 0.2),
-                soft=2 * unit,
-            )
-        for base in base_rows(int(rng.integers(0, 4)), 0.1, 0.95):
-            near = (base - horizon_px) / ground + 0.3
-            r = rng.uniform(6, 20) * unit * near
-            _paint_ellipse(
-                canvas, rng.uniform(0, w), base, r, r * 0.6, _jittered(rng, (132, 130, 124), 0.1)
-            )
+
+
+def _draw_savanna(canvas: FloatArray, scene: _Scene) -> None:
+    """Flat-topped trees and termite mounds of a savanna."""
+    for base in scene.base_rows(int(scene.rng.integers(1, 5)), 0.0, 0.4):
+        near = (base - scene.horizon_px) / scene.ground + 0.4
+        x = scene.rng.uniform(0, scene.width)
+        height = scene.rng.uniform(40, 110) * scene.unit * near
+        trunk = 2 * scene.unit * near
+        _paint_rect(canvas, x - trunk, x + trunk, base - height, base, (80, 62, 44))
+        _paint_ellipse(
+            canvas,
+            x,
+            base - height,
+            height * scene.rng.uniform(0.7, 1.1),
+            height * 0.18,
+            _jittered(scene.rng, (92, 98, 46), 0.15),
+            soft=2 * scene.unit,
+        )
+    for base in scene.base_rows(int(scene.rng.integers(2, 7)), 0.05, 0.95):
+        near = (base - scene.horizon_px) / scene.ground + 0.3
+        r = scene.rng.uniform(6, 26) * scene.unit * near
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            base,
+            r,
+            r * 0.6,
+            _jittered(scene.rng, (142, 100, 76), 0.15),
+        )
+
+
+def _draw_grassland(canvas: FloatArray, scene: _Scene) -> None:
+    """Bushes and rocks of a grassland."""
+    for base in scene.base_rows(int(scene.rng.integers(3, 9)), 0.0, 0.9):
+        near = (base - scene.horizon_px) / scene.ground + 0.3
+        r = scene.rng.uniform(10, 36) * scene.unit * near
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            base - r * 0.4,
+            r,
+            r * 0.6,
+            _jittered(scene.rng, (60, 92, 40), 0.2),
+            soft=2 * scene.unit,
+        )
+    for base in scene.base_rows(int(scene.rng.integers(0, 4)), 0.1, 0.95):
+        near = (base - scene.horizon_px) / scene.ground + 0.3
+        r = scene.rng.uniform(6, 20) * scene.unit * near
+        _paint_ellipse(
+            canvas,
+            scene.rng.uniform(0, scene.width),
+            base,
+            r,
+            r * 0.6,
+            _jittered(scene.rng, (132, 130, 124), 0.1),
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -1121,10 +1157,31 @@ def _to_bytes(canvas: FloatArray, noise_amp: int) -> ByteArray:
     return canvas.astype(np.uint8)
 
 
-def _render_burst(
-    plan: _BurstPlan, settings: _RenderSettings
-) -> Iterator[tuple[Image.Image, dt.datetime]]:
-    """Yield the frames of one burst as RGB images with their capture times."""
+@dataclass(frozen=True)
+class _Shot:
+    """One burst's fixed facts: its random stream, place, light and animal."""
+
+    rng: np.random.Generator
+    loc: _Location
+    transform: _Transform
+    night_target: float
+    night: bool
+    animal: _Animal
+    cx: float
+    cy: float
+    temperature: int
+    frame_w: int
+    frame_h: int
+    low_w: int
+    low_h: int
+
+    @property
+    def paint_tf(self) -> _Transform | None:
+        return None if self.night else self.transform
+
+
+def _shot(plan: _BurstPlan, settings: _RenderSettings) -> _Shot:
+    """Draw the burst's place, light and animal (the random stream's first draws)."""
     rng = np.random.default_rng([settings.seed, plan.burst_id])
     frame_w, frame_h = settings.frame_size
     low_w = -(-frame_w // DRAW_SCALE)
@@ -1132,8 +1189,6 @@ def _render_burst(
     loc = _location(settings.seed, plan.loc_idx, low_w, low_h)
     hour = plan.start.hour + plan.start.minute / 60.0
     transform, night_target = _scene_transform(plan.scene, hour, loc, rng)
-    night = plan.scene == "night_ir"
-
     # Where the animal stands in the full frame; nearer animals are lower and bigger.
     species = _SPECIES[str(rng.choice(_HABITAT_SPECIES[loc.habitat]))]
     feet_frac = float(rng.uniform(loc.horizon + 0.2 * (1.0 - loc.horizon), 0.97))
@@ -1142,42 +1197,90 @@ def _render_burst(
     cx = float(rng.uniform(0.08, 0.92)) * frame_w
     cy = feet_frac * frame_h - animal.feet * animal.length
     temperature = int(rng.integers(-15, 36))
-    paint_tf = None if night else transform
+    return _Shot(
+        rng,
+        loc,
+        transform,
+        night_target,
+        plan.scene == "night_ir",
+        animal,
+        cx,
+        cy,
+        temperature,
+        frame_w,
+        frame_h,
+        low_w,
+        low_h,
+    )
 
+
+def _render_burst(
+    plan: _BurstPlan, settings: _RenderSettings
+) -> Iterator[tuple[Image.Image, dt.datetime]]:
+    """Yield the frames of one burst as RGB images with their capture times."""
+    shot = _shot(plan, settings)
     if plan.kind == "frame":
-        scale = low_w / frame_w
-        base = transform.apply(loc.background)
-        if night:
-            base *= loc.night_map[..., None]
-        overlay = _make_overlay(plan.scene, low_h, low_w, rng)
-        noise = _noise_tile(frame_h + NOISE_PAD, frame_w + NOISE_PAD, FRAME_NOISE_AMP)
-        for i in range(plan.n_frames):
-            jx, jy = rng.uniform(-JITTER_PX, JITTER_PX, 2)
-            flicker = 1.0 + BRIGHTNESS_FLICKER * float(rng.standard_normal())
-            oy, ox = (int(v) for v in rng.integers(0, NOISE_PAD, 2))
-            canvas = base.copy()
-            _paint_animal(
-                canvas,
-                animal,
-                (cx + jx) * scale,
-                (cy + jy) * scale,
-                animal.length * scale,
-                paint_tf,
-                FRAME_EDGE_SOFTNESS_PX,
-            )
-            _apply_overlay(canvas, overlay)
-            canvas *= flicker
-            small = Image.fromarray(_to_bytes(canvas, FRAME_NOISE_AMP))
-            big = np.asarray(small.resize((frame_w, frame_h), Image.Resampling.BILINEAR))
-            grain = noise[oy : oy + frame_h, ox : ox + frame_w]
-            frame = big + (grain[..., :1] if night else grain)
-            t = plan.start + dt.timedelta(seconds=i * FRAME_INTERVAL_S)
-            if loc.info_strip:
-                _draw_info_strip(frame, f"{t:%Y-%m-%d %H:%M:%S}  {temperature}C")
-            yield Image.fromarray(frame), t
-        return
+        yield from _render_frames(plan, shot)
+    else:
+        yield from _render_crops(plan, shot)
 
-    # Crop: a detector box around the animal, at native resolution but 150..600 px a side.
+
+def _render_frames(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, dt.datetime]]:
+    """A full frame per shot: the location's scene, the animal, overlay, flicker and grain."""
+    rng, loc, transform, night, animal = (
+        shot.rng,
+        shot.loc,
+        shot.transform,
+        shot.night,
+        shot.animal,
+    )
+    cx, cy, frame_w, frame_h = shot.cx, shot.cy, shot.frame_w, shot.frame_h
+    low_w, low_h, paint_tf = shot.low_w, shot.low_h, shot.paint_tf
+    temperature = shot.temperature
+    scale = low_w / frame_w
+    base = transform.apply(loc.background)
+    if night:
+        base *= loc.night_map[..., None]
+    overlay = _make_overlay(plan.scene, low_h, low_w, rng)
+    noise = _noise_tile(frame_h + NOISE_PAD, frame_w + NOISE_PAD, FRAME_NOISE_AMP)
+    for i in range(plan.n_frames):
+        jx, jy = rng.uniform(-JITTER_PX, JITTER_PX, 2)
+        flicker = 1.0 + BRIGHTNESS_FLICKER * float(rng.standard_normal())
+        oy, ox = (int(v) for v in rng.integers(0, NOISE_PAD, 2))
+        canvas = base.copy()
+        _paint_animal(
+            canvas,
+            animal,
+            (cx + jx) * scale,
+            (cy + jy) * scale,
+            animal.length * scale,
+            paint_tf,
+            FRAME_EDGE_SOFTNESS_PX,
+        )
+        _apply_overlay(canvas, overlay)
+        canvas *= flicker
+        small = Image.fromarray(_to_bytes(canvas, FRAME_NOISE_AMP))
+        big = np.asarray(small.resize((frame_w, frame_h), Image.Resampling.BILINEAR))
+        grain = noise[oy : oy + frame_h, ox : ox + frame_w]
+        frame = big + (grain[..., :1] if night else grain)
+        t = plan.start + dt.timedelta(seconds=i * FRAME_INTERVAL_S)
+        if loc.info_strip:
+            _draw_info_strip(frame, f"{t:%Y-%m-%d %H:%M:%S}  {temperature}C")
+        yield Image.fromarray(frame), t
+
+
+def _render_crops(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, dt.datetime]]:
+    """A detector box around the animal, at native resolution but 150..600 px a side."""
+    rng, loc, transform, night, animal = (
+        shot.rng,
+        shot.loc,
+        shot.transform,
+        shot.night,
+        shot.animal,
+    )
+    cx, cy, frame_w, frame_h = shot.cx, shot.cy, shot.frame_w, shot.frame_h
+    low_w, low_h, paint_tf = shot.low_w, shot.low_h, shot.paint_tf
+    night_target = shot.night_target
     bx0, bx1, by0, by1 = animal.bbox
     margin = float(rng.uniform(*CROP_MARGIN_RANGE))
     region_w = (bx1 - bx0) * animal.length * margin * float(rng.uniform(*CROP_ASPECT_JITTER))
@@ -1304,6 +1407,36 @@ def _check_int(name: str, value: int, minimum: int, maximum: int | None = None) 
     return number
 
 
+def _checked_frame_size(frame_size: object) -> tuple[int, int]:
+    try:
+        fw, fh = (operator.index(v) for v in frame_size)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"frame_size must be a (width, height) pair of integers, got {frame_size!r}"
+        ) from None
+    if min(fw, fh) < MIN_FRAME_SIDE:
+        raise InvalidArgumentError(
+            f"frame_size sides must be >= {MIN_FRAME_SIDE} px, got {frame_size!r}"
+        )
+    return fw, fh
+
+
+def _render_all(
+    settings: _RenderSettings, plans: Sequence[_BurstPlan], n_workers: int
+) -> list[SyntheticImage]:
+    """Render every burst, in ``n_workers`` processes; the images in plan order."""
+    if n_workers == 1 or len(plans) == 1:
+        return _render_chunk(settings, plans)
+    images: list[SyntheticImage] = []
+    # Contiguous chunks keep each worker on few locations (their backgrounds are cached).
+    size = max(1, math.ceil(len(plans) / (n_workers * 4)))
+    chunks = [plans[i : i + size] for i in range(0, len(plans), size)]
+    with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
+        for part in pool.map(_render_chunk, repeat(settings), chunks):
+            images.extend(part)
+    return images
+
+
 def make_dataset(
     root: str | os.PathLike[str],
     n_images: int = 2000,
@@ -1393,16 +1526,7 @@ def make_dataset(
             f"{rare_fraction} + {night_fraction}"
         )
     seed = _check_int("seed", seed, 0)
-    try:
-        fw, fh = (operator.index(v) for v in frame_size)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"frame_size must be a (width, height) pair of integers, got {frame_size!r}"
-        ) from None
-    if min(fw, fh) < MIN_FRAME_SIDE:
-        raise InvalidArgumentError(
-            f"frame_size sides must be >= {MIN_FRAME_SIDE} px, got {frame_size!r}"
-        )
+    fw, fh = _checked_frame_size(frame_size)
     jpeg_quality = _check_int("jpeg_quality", jpeg_quality, 1, 95)
     n_workers = _check_int("n_workers", n_workers, 1)
 
@@ -1426,17 +1550,7 @@ def make_dataset(
         root_path.joinpath(*folder.split("/")).mkdir(parents=True, exist_ok=True)
 
     settings = _RenderSettings(str(root_path), seed, (fw, fh), jpeg_quality)
-    images: list[SyntheticImage] = []
-    if n_workers == 1 or len(plans) == 1:
-        images = _render_chunk(settings, plans)
-    else:
-        # Contiguous chunks keep each worker on few locations (their backgrounds are cached).
-        size = max(1, math.ceil(len(plans) / (n_workers * 4)))
-        chunks = [plans[i : i + size] for i in range(0, len(plans), size)]
-        with ProcessPoolExecutor(max_workers=min(n_workers, len(chunks))) as pool:
-            for part in pool.map(_render_chunk, repeat(settings), chunks):
-                images.extend(part)
-
+    images = _render_all(settings, plans, n_workers)
     _write_csv(root_path, images)
     elapsed = time.perf_counter() - started
     logger.info(
@@ -1453,19 +1567,14 @@ def make_dataset(
 
 
 def _write_csv(root: Path, images: Sequence[SyntheticImage]) -> None:
-    """Write ground_truth.csv atomically (temporary file in ``root``, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".ground_truth.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for image in images:
-                writer.writerow([getattr(image, name) for name in CSV_COLUMNS])
-        os.replace(tmp, root / GROUND_TRUTH_NAME)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ground_truth.csv atomically (the package's one atomic writer)."""
+    from .outputs import atomic_file
+
+    with atomic_file(root / GROUND_TRUTH_NAME, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for image in images:
+            writer.writerow([getattr(image, name) for name in CSV_COLUMNS])
 
 
 def load_dataset(root: str | os.PathLike[str]) -> SyntheticDataset:
