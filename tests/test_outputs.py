@@ -25,8 +25,6 @@ from smartdownsample.outputs import (
     common_root,
     export_tree,
     write_json,
-    write_manifest,
-    write_path_list,
 )
 
 
@@ -71,10 +69,12 @@ def _files_under(folder: Path) -> list[str]:
 
 
 def test_writers_write_content(tmp_path: Path) -> None:
-    assert write_path_list(tmp_path / "sel.txt", ["a b.jpg", "é/c.jpg"]) == 2
-    assert (tmp_path / "sel.txt").read_text(encoding="utf-8") == "a b.jpg\né/c.jpg\n"
     rows = [{"path": "a.jpg", "kept": True, "error": ""}, {"path": "b.jpg", "kept": False}]
-    assert write_manifest(tmp_path / "nested" / "m.csv", rows) == 2
+    with OutputTransaction() as tx:
+        assert tx.write_path_list(tmp_path / "sel.txt", ["/d/a b.jpg", "/d/é/c.jpg"]) == 2
+        assert tx.write_csv(tmp_path / "nested" / "m.csv", rows, ["path", "kept", "error"]) == 2
+        tx.commit()
+    assert (tmp_path / "sel.txt").read_text(encoding="utf-8") == "/d/a b.jpg\n/d/é/c.jpg\n"
     with open(tmp_path / "nested" / "m.csv", newline="", encoding="utf-8") as handle:
         assert list(csv.DictReader(handle)) == [
             {"path": "a.jpg", "kept": "True", "error": ""},
@@ -93,8 +93,9 @@ def test_writers_write_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize("error", [Boom("disk gone"), KeyboardInterrupt()])
 def test_interrupted_path_list_leaves_no_file(tmp_path: Path, error: BaseException) -> None:
     target = tmp_path / "selected.txt"
-    with pytest.raises(type(error)):
-        write_path_list(target, _failing_lines(1000, error))
+    with pytest.raises(type(error)), OutputTransaction() as tx:
+        tx.write_path_list(target, _failing_lines(1000, error))
+        tx.commit()
     assert not target.exists()
     assert _temps(tmp_path) == []
 

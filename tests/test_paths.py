@@ -24,7 +24,7 @@ from PIL import Image
 from smartdownsample import InvalidArgumentError, downsample
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.listing import ListingError, find_images, list_sources, read_list_file
-from smartdownsample.outputs import OutputError, write_path_list
+from smartdownsample.outputs import OutputError, OutputTransaction
 from smartdownsample.paths import absolute_path
 from unprivileged import cli_unprivileged, run_python_unprivileged
 
@@ -326,14 +326,21 @@ def test_out_refuses_a_name_with_a_line_break_before_any_work(
     assert out.count(str(photos / "IMG\n2.jpg")) == 1
 
 
+def _write_path_list(target: Path, names: list[str]) -> int:
+    with OutputTransaction() as tx:
+        count = tx.write_path_list(target, names)
+        tx.commit()
+    return count
+
+
 def test_path_list_writer_refuses_names_it_could_not_give_back(tmp_path: Path) -> None:
     target = tmp_path / "l.txt"
-    for name in ["a\nb.jpg", "a\rb.jpg", "/x/a.jpg ", "\ta.jpg"]:
+    for name in ["/x/a\nb.jpg", "/x/a\rb.jpg", "/x/a.jpg ", "/x/a.jpg\t"]:
         with pytest.raises(OutputError, match="could not give back"):
-            write_path_list(target, [name])
+            _write_path_list(target, [name])
         assert not target.exists()
     names = [f"/x/IMG{ch}.jpg" for ch in ODD_CHARACTERS]
-    assert write_path_list(target, names) == len(names)
+    assert _write_path_list(target, names) == len(names)
     assert read_list_file(target) == names
 
 

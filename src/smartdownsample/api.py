@@ -31,6 +31,7 @@ from ._types import (
     Strategy,
 )
 from .extraction import DEFAULT_IMAGE_TIMEOUT, BatchRunner, FeatureStore, local_runner
+from .extraction.local import checked_timeout
 from .paths import natural_order
 from .result import SelectionResult
 
@@ -209,11 +210,7 @@ def downsample(
     seed = secrets.randbits(32) if random_seed is None else random_seed
 
     store = _open_cache(cache, hash_size, verify_cache)
-    if not isinstance(image_timeout, (int, float)) or not image_timeout > 0:
-        raise InvalidArgumentError(
-            f"image_timeout must be a positive number of seconds, got {image_timeout!r}"
-        )
-    runner = _build_runner(backend, n_workers, executor, client, float(image_timeout))
+    runner = _build_runner(backend, n_workers, executor, client, checked_timeout(image_timeout))
     try:
         return pipeline.run(
             image_paths,

@@ -60,8 +60,6 @@ __all__ = [
     "export_tree",
     "lock_output_dir",
     "write_json",
-    "write_manifest",
-    "write_path_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -371,48 +369,6 @@ def check_path_list(paths: Iterable[str], *, option: str) -> None:
         problem = _unlistable(absolute_path(path))
         if problem:
             raise InvalidArgumentError(f"{option}: {problem}")
-
-
-def write_path_list(path: str | os.PathLike[str], paths: Iterable[str]) -> int:
-    """Write one path a line (UTF-8) atomically; returns the number of lines.
-
-    The list is read back by :func:`~smartdownsample.listing.read_list_file`:
-    lines end in ``\\n`` only, and names that are not UTF-8 keep their
-    original bytes. A name holding ``\\n`` or ``\\r`` is refused
-    (:class:`OutputError`), since no line list can give it back.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "selected.txt")
-    >>> write_path_list(target, ["a.jpg", "b.jpg"])
-    2
-    """
-    with atomic_file(path, newline="\n") as handle:
-        return _write_lines(handle, _path_lines(paths))
-
-
-def write_manifest(
-    path: str | os.PathLike[str],
-    rows: Iterable[Mapping[str, Any]],
-    fieldnames: Sequence[str] | None = None,
-) -> int:
-    """Write rows (e.g. ``SelectionResult.manifest_rows()``) as CSV atomically.
-
-    The columns are ``fieldnames``, or the keys of the first row. Returns the
-    number of rows.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> target = os.path.join(tempfile.mkdtemp(), "manifest.csv")
-    >>> write_manifest(target, [{"path": "a.jpg", "kept": True}])
-    1
-    >>> open(target).read().splitlines()
-    ['path,kept', 'a.jpg,True']
-    """
-    with atomic_file(path, newline="") as handle:
-        return _write_rows(handle, rows, fieldnames)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

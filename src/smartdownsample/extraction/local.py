@@ -38,6 +38,7 @@ from .protocols import BatchRunner
 
 __all__ = [
     "AUTO_PROCESS_MIN_IMAGES",
+    "checked_timeout",
     "choose_executor",
     "local_runner",
     "resolve_workers",
@@ -361,6 +362,21 @@ def _run_watched(
         logger.info("%d image(s) timed out in decoding threads", watched.timed_out)
 
 
+def checked_timeout(value: object) -> float:
+    """``image_timeout`` as a float, or an error naming it and the fix.
+
+    Examples
+    --------
+    >>> checked_timeout(2)
+    2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidArgumentError(
+            f"image_timeout must be a positive number of seconds, got {value!r}"
+        )
+    return float(value)
+
+
 def local_runner(
     n_workers: int | None = 4,
     executor: ExecutorKind = "auto",
@@ -387,10 +403,7 @@ def local_runner(
     True
     """
     workers = resolve_workers(n_workers)
-    if not image_timeout > 0:
-        raise InvalidArgumentError(
-            f"image_timeout must be a positive number of seconds, got {image_timeout!r}"
-        )
+    image_timeout = checked_timeout(image_timeout)
 
     def run(
         paths: Sequence[str],

@@ -370,10 +370,6 @@ class WorkerPool:
     def __init__(self, n_workers: int, image_timeout: float = DEFAULT_IMAGE_TIMEOUT) -> None:
         if n_workers < 1:
             raise ValueError(f"n_workers must be at least 1, got {n_workers}")
-        if not image_timeout > 0:
-            raise ValueError(
-                f"image_timeout must be a positive number of seconds, got {image_timeout}"
-            )
         self.n_workers = n_workers
         self.image_timeout = float(image_timeout)
         self.outcome = _Outcome()
