@@ -33,6 +33,7 @@ from smartdownsample.cache import (
 from smartdownsample.extraction import CacheToken, extract_batch, extract_features, local_runner
 from smartdownsample.features import FEATURE_DTYPE
 from smartdownsample.result import SelectionResult
+from unprivileged import run_python_unprivileged
 
 N_IMAGES = 200
 TARGET = 30
@@ -453,12 +454,29 @@ def test_location_that_cannot_be_created(
         assert open_cache(too_long, hash_size=8) is None
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores permissions"
-)
+_READ_ONLY_RUN = """
+import json, sys, warnings
+from smartdownsample import downsample
+from smartdownsample.cache import open_cache
+images, database, target = json.loads(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    result = downsample(images, target, cache=database, show_progress=False)
+    fresh = open_cache(database.replace("features.sqlite", "new/features.sqlite"), hash_size=8)
+print(json.dumps({
+    "cached": result.n_cached,
+    "selected": result.selected_paths,
+    "warnings": [str(w.message) for w in caught],
+    "fresh": fresh is None,
+}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX file modes")
 def test_read_only_folder_uses_cache_read_only(
     tmp_path: Path, images: list[str], uncached: SelectionResult
 ) -> None:
+    """As an ordinary user (root ignores file modes): a read-only cache is read, never written."""
     folder = tmp_path / "ro"
     folder.mkdir()
     database = folder / "features.sqlite"
@@ -466,15 +484,17 @@ def test_read_only_folder_uses_cache_read_only(
     folder.chmod(0o555)
     database.chmod(0o444)
     try:
-        with pytest.warns(CacheWarning, match="read-only"):
-            result = downsample(images, TARGET, cache=str(database), show_progress=False)
-        assert result.n_cached == 100
-        _same_result(result, uncached)
-        with pytest.warns(CacheWarning, match="cannot create"):
-            assert open_cache(folder / "new" / "features.sqlite", hash_size=8) is None
+        run = run_python_unprivileged(_READ_ONLY_RUN, json.dumps([images, str(database), TARGET]))
     finally:
         folder.chmod(0o755)
         database.chmod(0o644)
+    assert run.returncode == 0, run.stderr
+    outcome = json.loads(run.stdout)
+    assert outcome["cached"] == 100
+    assert outcome["selected"] == uncached.selected_paths
+    assert any("read-only" in w for w in outcome["warnings"]), outcome["warnings"]
+    assert any("cannot create" in w for w in outcome["warnings"]), outcome["warnings"]
+    assert outcome["fresh"] is True
     assert cache_info(database)["entries"] == 100
 
 
