@@ -1,10 +1,9 @@
 """Peak memory of ``downsample`` on 1,000,000 images, next to the list of paths alone.
 
-The files: ``--unique`` real synthetic crops (``make_dataset``), each hard
-linked under many different folder and file names until there are ``--n``
-paths (symbolic links where the file system has no hard links). Duplicates
-are detected by path, not by inode, so every link counts as a distinct image
-and is decoded (the OS page cache keeps the few unique files in memory).
+The files: ``--unique`` real synthetic crops (``make_dataset``), re-saved at
+96 px and copied under many different folder and file names until there are
+``--n`` distinct files (copies, not links: one file reached by two paths
+counts once). Every file is decoded.
 
 In one run, each in a fresh Python process that imports smartdownsample
 first, the script prints:
@@ -43,6 +42,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from _procmem import with_sampler  # benchmarks/ is on sys.path when run as a script
 from smartdownsample.synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset
@@ -95,21 +96,20 @@ print(json.dumps({
 _BREAKDOWN = r"""
 import json, sys, tracemalloc
 import numpy as np
-from smartdownsample import api
 from smartdownsample.features import empty_features
+from smartdownsample.pipeline import prepare_paths
 paths = open(sys.argv[1], encoding="utf-8").read().split("\n")
 out = {}
 tracemalloc.start()
-distinct, indices, absolute = api._distinct(paths)
-out["distinct + absolute paths (kept)"] = tracemalloc.get_traced_memory()[0]
-out["distinct + absolute paths (peak)"] = tracemalloc.get_traced_memory()[1]
+prepared = prepare_paths(paths)
+out["one path per file, absolute paths, natural order (kept)"] = tracemalloc.get_traced_memory()[0]
+out["one path per file, absolute paths, natural order (peak)"] = tracemalloc.get_traced_memory()[1]
 tracemalloc.reset_peak()
 base = tracemalloc.get_traced_memory()[0]
-order = api.natural_order(absolute)
-sorted_abs = [absolute[i] for i in order]
+sorted_abs = prepared.sorted_absolute
 current, peak = tracemalloc.get_traced_memory()
-out["natural order + sorted list (kept)"] = current - base
-out["natural order + sorted list (peak)"] = peak - base
+out["sorted list for extraction (kept)"] = current - base
+out["sorted list for extraction (peak)"] = peak - base
 base = current
 rows = empty_features(len(paths))
 out["one array of feature rows"] = tracemalloc.get_traced_memory()[0] - base
@@ -141,11 +141,13 @@ def _mib(value: float) -> str:
     return f"{value / 1024**2:,.0f} MiB"
 
 
-def make_links(root: Path, n: int, unique: int) -> Path:
-    """Write ``unique`` crops and link them to ``n`` paths; return the path list file."""
-    list_file = root / f"paths-{n}.txt"
-    if list_file.exists():
-        return list_file
+SMALL_SIDE = 96
+"""Side of the small copies: memory per image does not depend on the file size, and
+1,000,000 files of ~3 KB fit in ~4 GB of disk."""
+
+
+def _small_sources(root: Path, unique: int) -> list[Path]:
+    """``unique`` synthetic crops, re-saved small (made once, kept under ``root``)."""
     source_root = root / f"unique-{unique}"
     if (source_root / GROUND_TRUTH_NAME).exists():
         sources = load_dataset(source_root).paths
@@ -154,35 +156,48 @@ def make_links(root: Path, n: int, unique: int) -> Path:
         sources = make_dataset(
             source_root, unique, kind="crops", seed=0, n_workers=os.cpu_count() or 1
         ).paths
-    links = root / f"links-{n}"
-    print(f"linking {n:,} paths under {links} ...", flush=True)
+    small = root / f"small-{unique}"
+    small.mkdir(exist_ok=True)
+    out = []
+    for index, path in enumerate(sources):
+        target = small / f"{index}.jpg"
+        if not target.exists():
+            with Image.open(path) as image:
+                image.convert("RGB").resize((SMALL_SIDE, SMALL_SIDE)).save(target, quality=85)
+        out.append(target)
+    return out
+
+
+def make_files(root: Path, n: int, unique: int) -> Path:
+    """``n`` distinct files (copies of ``unique`` small crops); return the path list file.
+
+    Copies, not links: one file reached by two paths counts once, so links
+    would measure one image, not ``n``.
+    """
+    list_file = root / f"paths-{n}.txt"
+    if list_file.exists():
+        return list_file
+    sources = _small_sources(root, unique)
+    files = root / f"files-{n}"
+    print(f"copying {n:,} files under {files} ...", flush=True)
     started = time.perf_counter()
     paths: list[str] = []
-    use_symlinks = False
     for index in range(n):
         folder = (
-            links
+            files
             / f"site{index // (FILES_PER_FOLDER * 10):04d}"
             / (f"cam{index // FILES_PER_FOLDER % 10}")
         )
         if index % FILES_PER_FOLDER == 0:
             folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"IMG_{index % FILES_PER_FOLDER + 1}.JPG"
-        source = sources[index % len(sources)]
         if not target.exists():
-            if not use_symlinks:
-                try:
-                    os.link(source, target)
-                except OSError:
-                    use_symlinks = True
-            if use_symlinks:
-                os.symlink(source, target)
+            shutil.copyfile(sources[index % len(sources)], target)
         paths.append(str(target))
     temporary = list_file.with_suffix(".tmp")
     temporary.write_text("\n".join(paths), encoding="utf-8")
     os.replace(temporary, list_file)
-    kind = "symbolic" if use_symlinks else "hard"
-    print(f"  {n:,} {kind} links in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"  {n:,} files in {time.perf_counter() - started:.0f} s", flush=True)
     return list_file
 
 
@@ -201,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root = args.data or workdir
     root.mkdir(parents=True, exist_ok=True)
     try:
-        list_file = make_links(root, args.n, args.unique)
+        list_file = make_files(root, args.n, args.unique)
         n = args.n
         print(f"\n== {n:,} paths ({args.unique:,} distinct files), n_workers={args.workers} ==")
         base = _child(_BASELINE, str(list_file))
