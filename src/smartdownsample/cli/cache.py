@@ -20,8 +20,9 @@ examples:
   smartdownsample cache clear --cache /data/features.sqlite
 
 The feature cache keeps the features of every image select, balance and demo
-have read, so that later runs skip decoding it. By default it is {CACHE_FILE}
-in the user cache folder (or in ${CACHE_ENV}); --cache FILE names another."""
+have read, so that later runs skip decoding it. By default it is
+{CACHE_FILE} in the user cache folder (or in ${CACHE_ENV});
+--cache FILE names another."""
 
 ACTIONS: tuple[tuple[str, str], ...] = (
     ("info", "show the cache's path, entries, size, schema and the version that made it"),
