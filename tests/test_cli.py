@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import doctest
+import importlib
 import json
 import os
+import pkgutil
 import shutil
 import sys
 from collections.abc import Iterator
@@ -490,6 +493,20 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         code, out, _ = run(capsys, command, "--help")
         assert code == 0
         assert "examples:" in out and f"smartdownsample {command}" in out.split("examples:")[1]
+
+
+def test_doctests_of_the_cli_package() -> None:
+    import smartdownsample.cli
+
+    names = [info.name for info in pkgutil.iter_modules(smartdownsample.cli.__path__)]
+    assert {"_main", "_parser", "select", "balance", "demo", "cache"} <= set(names)
+    attempted = 0
+    for name in names:
+        module = importlib.import_module(f"smartdownsample.cli.{name}")
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= len(names)
 
 
 def test_default_cache_path_per_platform() -> None:
