@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import doctest
+import importlib
 import json
 import os
+import pkgutil
 import shutil
 import sys
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ import pytest
 from PIL import Image
 
 from smartdownsample import __version__
+from smartdownsample.cache import SCHEMA_VERSION
 from smartdownsample.cli import CACHE_ENV, default_cache_path, main, resolve_target
 from smartdownsample.outputs import RECORD_NAME, TEMP_PREFIX
 from smartdownsample.result import SelectionResult
@@ -440,6 +444,9 @@ def test_no_images_found_fails(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         (["frobnicate"], "invalid choice"),
         (["select", "PHOTOS", "--target", "5", "--image-timeout", "0"], "positive"),
         (["select", "PHOTOS", "--target", "5", "--image-timeout", "soon"], "soon"),
+        (["cache"], "ACTION"),
+        (["cache", "purge"], "invalid choice"),
+        (["cache", "info", "--target", "5"], "--target"),
     ],
 )
 def test_bad_usage_exits_2_with_one_line(
@@ -486,6 +493,20 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         code, out, _ = run(capsys, command, "--help")
         assert code == 0
         assert "examples:" in out and f"smartdownsample {command}" in out.split("examples:")[1]
+
+
+def test_doctests_of_the_cli_package() -> None:
+    import smartdownsample.cli
+
+    names = [info.name for info in pkgutil.iter_modules(smartdownsample.cli.__path__)]
+    assert {"_main", "_parser", "select", "balance", "demo", "cache"} <= set(names)
+    attempted = 0
+    for name in names:
+        module = importlib.import_module(f"smartdownsample.cli.{name}")
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= len(names)
 
 
 def test_default_cache_path_per_platform() -> None:
@@ -600,3 +621,104 @@ def test_demo_refuses_a_folder_it_did_not_make(
     assert code == 2 and "no finished demo data set" in one_line(err)
     assert sorted(os.listdir(tmp_path)) == ["images"]
     assert (tmp_path / "images" / "holiday.jpg").read_bytes() == b"mine"
+
+
+# ---------------------------------------------------------------- cache
+
+
+def cache_lines(capsys: pytest.CaptureFixture[str], *args: str | Path) -> list[str]:
+    """The stdout lines of a ``cache`` command that must succeed quietly."""
+    code, out, err = run(capsys, "cache", *args)
+    assert (code, err) == (0, "")
+    return out.splitlines()
+
+
+def test_cache_info_and_clear(
+    capsys: pytest.CaptureFixture[str], photos: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "my cache" / "features.sqlite"
+    code, _, err = run(capsys, "select", photos, "--target", 5, *FAST[:1], "--cache", database)
+    assert code == 0, err
+
+    lines = cache_lines(capsys, "info", "--cache", database)
+    assert lines[:2] == [
+        f"path: {database}",
+        f"entries: {N_IMAGES} ({N_IMAGES} usable by this version)",
+    ]
+    size = int(lines[2].removeprefix("size: ").removesuffix(" bytes").replace(",", ""))
+    assert size >= database.stat().st_size > 0
+    assert lines[3] == f"schema: {SCHEMA_VERSION}"
+    assert lines[4].startswith(f"created_by: smartdownsample {__version__} (")
+    assert len(lines) == 5
+
+    assert cache_lines(capsys, "clear", "--cache", database) == [
+        f"cleared {N_IMAGES} entries from {database}"
+    ]
+    assert (
+        cache_lines(capsys, "info", "--cache", database)[1]
+        == "entries: 0 (0 usable by this version)"
+    )
+    code, _, err = run(capsys, "select", photos, "--target", 5, *FAST[:1], "--cache", database)
+    assert code == 0 and "features from cache: 0" in err
+
+
+def test_cache_commands_without_a_cache(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "no cache here" / "features.sqlite"
+    for action in ("info", "clear"):
+        assert cache_lines(capsys, action, "--cache", missing) == [f"no cache at {missing}"]
+    assert not missing.parent.exists()
+
+
+def test_cache_commands_use_the_default_cache(
+    capsys: pytest.CaptureFixture[str], photos: Path, tmp_path: Path
+) -> None:
+    default = tmp_path / "user-cache" / "features.sqlite"  # $SMARTDOWNSAMPLE_CACHE_DIR
+    assert cache_lines(capsys, "info") == [f"no cache at {default}"]
+    code, _, err = run(capsys, "select", photos, "--target", 5, *FAST[:1])
+    assert code == 0, err
+    assert cache_lines(capsys, "info")[:2] == [
+        f"path: {default}",
+        f"entries: {N_IMAGES} ({N_IMAGES} usable by this version)",
+    ]
+    assert cache_lines(capsys, "clear") == [f"cleared {N_IMAGES} entries from {default}"]
+
+
+def test_cache_commands_refuse_what_is_not_a_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("my notes\n")
+    for action in ("info", "clear"):
+        code, out, err = run(capsys, "cache", action, "--cache", notes)
+        assert (code, out) == (1, "")
+        line = one_line(err)
+        assert line.startswith("smartdownsample: error: ") and str(notes) in line
+    assert notes.read_text() == "my notes\n"
+    for action in ("info", "clear"):
+        code, out, err = run(capsys, "cache", action, "--cache", tmp_path)
+        assert (code, out) == (1, "")
+        assert "not a feature cache file" in one_line(err)
+
+
+# ---------------------------------------------------------------- Dask
+
+
+def test_balance_connects_to_the_scheduler_once_for_every_class(
+    capsys: pytest.CaptureFixture[str], classes: Path, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    )
+    with cluster:
+        code, _, err = run(
+            capsys, "balance", classes, "--max-per-class", 30, *FAST,
+            "--scheduler", cluster.scheduler_address, "--out", tmp_path / "kept.txt",
+        )  # fmt: skip
+        events = [event for _, event in cluster.scheduler.get_events("all")]
+    assert code == 0, err
+    assert len((tmp_path / "kept.txt").read_text().splitlines()) == 72
+    actions = [(e["action"], e["client"]) for e in events if isinstance(e, dict) and "client" in e]
+    added = [client for action, client in actions if action == "add-client"]
+    assert len(added) == 1, actions  # one client for the two classes cut (deer and owl)
+    assert ("remove-client", added[0]) in actions  # and closed when the selections end

@@ -1,0 +1,403 @@
+"""The output files and lines of select and balance, handled once.
+
+Checking the output flags before any work (:class:`Outputs`, which also
+locks the copy and link folders), writing the path list, manifest, copies or
+links, charts and report into one :class:`~smartdownsample.outputs.OutputTransaction`,
+and printing the selected paths and the closing lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from .._exceptions import InvalidArgumentError
+from ..outputs import (
+    OutputTransaction,
+    TreeExport,
+    TreeMode,
+    check_no_links,
+    check_output_dir,
+    check_output_file,
+    check_path_list,
+    common_root,
+    lock_output_dir,
+)
+from ..paths import absolute_path
+from ..progress import ProgressBar
+from ..report import count_noun
+from ._errors import CommandError
+
+if TYPE_CHECKING:
+    from ..result import SelectionResult
+
+__all__ = [
+    "Outputs",
+    "Written",
+    "final_line",
+    "folders_skipped",
+    "print_paths",
+    "save_charts",
+    "seconds",
+    "show_results",
+    "silence_stdout",
+    "write_common",
+    "write_report",
+]
+
+ManifestRows = tuple[Sequence[str] | None, Iterable[dict[str, Any]]]
+"""A manifest to write: its column names (``None``: those of the first row) and its rows."""
+
+SECONDS_SHOWN_AS_SECONDS = 120
+"""Run times below two minutes are said in seconds, longer ones in minutes."""
+
+
+@dataclass
+class Outputs:
+    """The output options of select / balance, checked."""
+
+    out: str | None
+    paths_to_stdout: bool
+    manifest: str | None
+    report: str | None
+    copy_to: str | None
+    link_to: str | None
+    distribution: str | None
+    thumbnails: str | None
+    overwrite: bool
+    locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    """Locks held on the copy and link folders, released when the command ends."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Outputs:
+        """The output flags; two outputs naming one path are refused."""
+        out = "-" if _is_own_stdout(args.out) else args.out
+        to_stdout = out == "-" or (
+            out is None and not (args.copy_to or args.link_to or args.manifest)
+        )
+        outputs = cls(
+            out=None if out == "-" else out,
+            paths_to_stdout=to_stdout,
+            manifest=args.manifest,
+            report=args.report,
+            copy_to=args.copy_to,
+            link_to=args.link_to,
+            distribution=args.distribution,
+            thumbnails=args.thumbnails,
+            overwrite=args.overwrite,
+            locks=getattr(args, "cleanup", None) or contextlib.ExitStack(),
+        )
+        seen: dict[str, str] = {}
+        for option, path in outputs.named():
+            key = os.path.normcase(absolute_path(path))
+            if key in seen:
+                raise InvalidArgumentError(
+                    f"{seen[key]} and {option} both name {path!r}; give each output its own path"
+                )
+            seen[key] = option
+        return outputs
+
+    def named(self) -> list[tuple[str, str]]:
+        """Every output given, as (flag, path)."""
+        pairs = [
+            ("--out", self.out),
+            ("--manifest", self.manifest),
+            ("--report", self.report),
+            ("--copy-to", self.copy_to),
+            ("--link-to", self.link_to),
+            ("--distribution", self.distribution),
+            ("--thumbnails", self.thumbnails),
+        ]
+        return [(option, path) for option, path in pairs if path]
+
+    def folders(self) -> list[tuple[str, str]]:
+        """The copy and link folders given, as (flag, folder)."""
+        pairs = [("--copy-to", self.copy_to), ("--link-to", self.link_to)]
+        return [(option, folder) for option, folder in pairs if folder]
+
+    def check(
+        self,
+        source_folders: Sequence[str],
+        image_paths: Sequence[str],
+        chart_names: Sequence[str] = ("",),
+    ) -> None:
+        """Refuse unsafe or occupied destinations before any work is done."""
+        for option, folder in self.folders():
+            check_output_dir(
+                folder,
+                option=option,
+                source_folders=source_folders,
+                image_paths=image_paths,
+                overwrite=self.overwrite,
+            )
+        for option, path in (
+            ("--out", self.out),
+            ("--manifest", self.manifest),
+            ("--report", self.report),
+        ):
+            if path:
+                check_output_file(
+                    path, option=option, image_paths=image_paths, overwrite=self.overwrite
+                )
+        if self.out:
+            check_path_list(image_paths, option="--out")
+        self._check_charts(source_folders, image_paths, chart_names)
+        self._lock_folders(source_folders, image_paths)
+
+    def _check_charts(
+        self, source_folders: Sequence[str], image_paths: Sequence[str], names: Sequence[str]
+    ) -> None:
+        for option, path in (
+            ("--distribution", self.distribution),
+            ("--thumbnails", self.thumbnails),
+        ):
+            if not path:
+                continue
+            for name in names:
+                chart = chart_path(path, name)
+                _refuse_inside(option, chart, source_folders)
+                check_output_file(
+                    chart, option=option, image_paths=image_paths, overwrite=self.overwrite
+                )
+
+    def _lock_folders(self, source_folders: Sequence[str], image_paths: Sequence[str]) -> None:
+        """Lock the copy and link folders (creating them) until the command ends.
+
+        Last of the checks: the lock creates the folder.
+        """
+        for option, folder in self.folders():
+            lock = lock_output_dir(folder, option=option, overwrite=self.overwrite)
+            self.locks.callback(lock.release)
+            check_no_links(
+                folder,
+                {os.path.dirname(path) for path in image_paths},
+                option=option,
+                root=common_root(image_paths, source_folders),
+            )
+
+
+def _is_own_stdout(path: str | None) -> bool:
+    """True if ``path`` (``/dev/stdout``, ``/proc/self/fd/1``) is this process's stdout."""
+    if not path or path == "-":
+        return False
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def chart_path(path: str, name: str) -> str:
+    """``path`` for select; ``stem-NAME.png`` for a balance class.
+
+    Examples
+    --------
+    >>> chart_path("charts/d.png", ""), chart_path("charts/d.png", "owl")
+    ('charts/d.png', 'charts/d-owl.png')
+    """
+    if not name:
+        return path
+    stem, extension = os.path.splitext(path)
+    return f"{stem}-{name}{extension}"
+
+
+def _refuse_inside(option: str, path: str, folders: Sequence[str]) -> None:
+    real = os.path.normcase(os.path.realpath(path))
+    for folder in folders:
+        base = os.path.normcase(os.path.realpath(folder)).rstrip(os.sep) + os.sep
+        if real.startswith(base):
+            raise InvalidArgumentError(
+                f"{option} {path!r} is inside the SOURCE folder {folder!r}, where the next run "
+                "would take it for an input image; save it outside the SOURCE folders"
+            )
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass
+class Written:
+    """What the outputs step wrote, for the summary and the report."""
+
+    lines: list[str] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def write_common(
+    outputs: Outputs,
+    tx: OutputTransaction,
+    selected: Sequence[str],
+    root: str,
+    manifest: ManifestRows | None,
+    show_progress: bool,
+) -> Written:
+    """Stage the path list, the manifest and the copies or links of ``selected``."""
+    written = Written()
+    if outputs.out:
+        count = tx.write_path_list(outputs.out, selected)
+        written.lines.append(f"selected paths ({count:,}): {outputs.out}")
+        written.record["out"] = outputs.out
+    elif outputs.paths_to_stdout:
+        written.record["out"] = "stdout"
+    if outputs.manifest and manifest is not None:
+        fieldnames, rows = manifest
+        count = tx.write_csv(outputs.manifest, rows, fieldnames)
+        written.lines.append(f"manifest ({count:,} rows): {outputs.manifest}")
+        written.record["manifest"] = outputs.manifest
+    for option, folder in outputs.folders():
+        mode: TreeMode = "copy" if option == "--copy-to" else "link"
+        desc = "Copying" if mode == "copy" else "Linking"
+        with ProgressBar(show_progress and bool(selected), len(selected), desc) as bar:
+            export = tx.export_tree(selected, folder, mode=mode, root=root, progress=bar.add)
+        written.lines.append(export.describe())
+        written.record[option.lstrip("-").replace("-", "_")] = _export_record(export)
+    return written
+
+
+def _export_record(export: TreeExport) -> dict[str, Any]:
+    return {
+        "folder": export.dest,
+        "root": export.root,
+        "files": export.n_files,
+        "copied": export.n_copied,
+        "hard_links": export.n_hardlinks,
+        "symbolic_links": export.n_symlinks,
+        "removed_from_earlier_run": export.n_removed,
+        "kept_changed_from_earlier_run": len(export.kept_changed),
+        "kept_other_files": len(export.kept_other),
+    }
+
+
+def save_charts(
+    outputs: Outputs,
+    tx: OutputTransaction,
+    result: SelectionResult,
+    name: str,
+    written: Written,
+) -> None:
+    """Stage the charts of one selection (``name``: its class, for balance)."""
+    for option, path, save in (
+        ("distribution", outputs.distribution, result.save_distribution),
+        ("thumbnails", outputs.thumbnails, result.save_thumbnails),
+    ):
+        if not path:
+            continue
+        chart = chart_path(path, name)
+        save(tx.temp_for(chart, suffix=".png"))
+        written.lines.append(f"{option} chart: {chart}")
+        written.record.setdefault(option, []).append(chart)
+
+
+def write_report(
+    outputs: Outputs,
+    tx: OutputTransaction,
+    written: Written,
+    report: Callable[[], dict[str, Any]],
+) -> None:
+    """Stage the ``--report`` JSON, built last so that it records every other output."""
+    if not outputs.report:
+        return
+    tx.write_json(outputs.report, report())
+    written.lines.append(f"report: {outputs.report}")
+
+
+# ---------------------------------------------------------------- printing
+
+
+def show_results(
+    outputs: Outputs,
+    written: Written,
+    selected: Sequence[str],
+    quiet: bool,
+    summary: Callable[[], list[str]],
+) -> None:
+    """Print the selected paths (if they go to stdout), then the summary and what was written.
+
+    The summary goes to stdout, or to stderr when the paths are on stdout;
+    ``--quiet`` leaves it out.
+    """
+    if outputs.paths_to_stdout:
+        print_paths(selected)
+        written.lines.append("selected paths: printed on stdout")
+    if quiet:
+        return
+    stream = sys.stderr if outputs.paths_to_stdout else sys.stdout
+    for text in summary():
+        print(text, file=stream)
+    for line in written.lines:
+        print(f"  {line}", file=stream)
+
+
+def print_paths(paths: Sequence[str]) -> None:
+    """The selected paths on stdout, one a line (names that are not UTF-8 as their bytes)."""
+    stream = sys.stdout
+    try:
+        for path in paths:
+            _write_name(stream, path)
+            stream.write("\n")
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        silence_stdout()  # what is still buffered would fail again at exit
+        raise CommandError(
+            f"cannot write the selected paths to standard output: {exc.strerror or exc}; "
+            "free some space where it goes, or write them to a file with --out FILE"
+        ) from exc
+
+
+def _write_name(stream: IO[str], path: str) -> None:
+    """Write a path; a name that is not UTF-8 (surrogate escapes) as its original bytes."""
+    try:
+        stream.write(path)
+    except UnicodeEncodeError:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:
+            stream.write(path.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            return
+        stream.flush()
+        buffer.write(os.fsencode(path))
+        buffer.flush()
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device (after it failed: nothing more can reach it)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def seconds(value: float) -> str:
+    """A run time: ``12.3 s``, or ``2.5 min`` from two minutes on.
+
+    Examples
+    --------
+    >>> seconds(12.34), seconds(150)
+    ('12.3 s', '2.5 min')
+    """
+    if value < SECONDS_SHOWN_AS_SECONDS:
+        return f"{value:.1f} s"
+    return f"{value / 60:.1f} min"
+
+
+def folders_skipped(count: int) -> str:
+    """The closing line's note of folders that could not be listed ('' for none)."""
+    if not count:
+        return ""
+    return f"; {count:,} folder{'' if count == 1 else 's'} could not be listed (skipped)"
+
+
+def final_line(result: SelectionResult, elapsed: float, folders_failed: int = 0) -> str:
+    """``done: kept N of M images from B buckets; F unreadable; T s``."""
+    failed = len(result.failures)
+    total = len(result.paths)
+    return (
+        f"done: kept {result.n_selected:,} of {count_noun(total, 'image')} from "
+        f"{count_noun(len(result.buckets), 'bucket')}; {failed:,} unreadable"
+        f"{' (skipped)' if failed else ''}{folders_skipped(folders_failed)}; "
+        f"{seconds(elapsed)}"
+    )

@@ -1,0 +1,129 @@
+"""``smartdownsample select``: pick N diverse images from folders, list files or CSV files."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..listing import STDIN_SOURCE, list_sources
+from ..outputs import OutputTransaction, common_root
+from ..progress import ProgressBar
+from ._errors import EXIT_OK, CommandError
+from ._options import (
+    IMAGE_TYPES,
+    add_output_options,
+    add_run_options,
+    add_verbosity,
+    fraction,
+    positive_int,
+)
+from ._outputs import Outputs, final_line, save_charts, show_results, write_common, write_report
+from ._report import phase_timing, select_report
+from ._run import DaskSession, check_strict, folder_errors, select_images
+from ._settings import cache_path, resolve_backend, resolve_target, show_progress
+
+__all__ = ["add_parser", "run"]
+
+EXAMPLES = f"""\
+examples:
+  smartdownsample select photos/deer --target 1000 --copy-to deer-1000
+  smartdownsample select photos/deer --fraction 0.1 --out selected.txt --report report.json
+  smartdownsample select images.csv more.txt --target 500 --manifest manifest.csv
+  smartdownsample select photos/deer --target 1000 | head
+
+SOURCE is a folder (searched recursively for images: {IMAGE_TYPES},
+any case; hidden folders skipped), a text file with one image path a line, or
+a CSV file with a 'path' column (relative paths are taken relative to the list
+file's folder), or '-' for paths on standard input (one a line, or
+NUL-separated with --null; relative to the current folder), e.g.
+  find photos -name '*.JPG' -print0 | smartdownsample select - --null --target 100
+One file reached by several paths (hard or symbolic links) counts once.
+Without --out, the selected paths are printed on stdout unless
+--copy-to, --link-to or --manifest records them."""
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``select`` and its options to the command's subparsers."""
+    parser = commands.add_parser(
+        "select",
+        help="pick N diverse images",
+        description="Pick exactly N diverse images from folders, list files or CSV files.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help=f"folder, list file or CSV; '{STDIN_SOURCE}' reads paths from standard input",
+    )
+    parser.add_argument(
+        "--null",
+        action="store_true",
+        help="list files and standard input hold NUL-separated paths (find -print0)",
+    )
+    amount = parser.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--target", type=positive_int, metavar="N", help="keep exactly N images")
+    amount.add_argument(
+        "--fraction",
+        type=fraction,
+        metavar="F",
+        help="keep this share of the images, 0 < F <= 1 (rounded half up, at least 1)",
+    )
+    add_run_options(parser)
+    add_output_options(parser)
+    add_verbosity(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, started: float) -> int:
+    """List the SOURCEs, select, write the outputs and print the summary."""
+    resolve_backend(args)
+    outputs = Outputs.from_args(args)
+    show = show_progress(args)
+    with ProgressBar(show, None, "Finding images") as bar:
+        listing = list_sources(
+            args.sources, on_found=bar.set, on_error=folder_errors(args), null=args.null
+        )
+    listed = time.perf_counter()
+    if not listing.paths:
+        raise CommandError(
+            f"no images found in {', '.join(repr(s) for s in args.sources)} (looked for "
+            f"{IMAGE_TYPES} files, any case, outside hidden folders); check the SOURCE"
+        )
+    outputs.check(listing.folders, listing.paths)
+    args.cache_path = cache_path(args)
+    target = resolve_target(len(listing.paths), args.target, args.fraction)
+    with DaskSession(args.backend, args.scheduler) as dask:
+        result = select_images(args, listing.paths, target, dask)
+    check_strict(args, [("", result)])
+    selected_at = time.perf_counter()
+    root = common_root(listing.paths, listing.folders)
+    with OutputTransaction() as tx:
+        manifest = (None, result.manifest_rows())
+        written = write_common(outputs, tx, result.selected_paths, root, manifest, show)
+        save_charts(outputs, tx, result, "", written)
+        write_report(
+            outputs,
+            tx,
+            written,
+            lambda: select_report(
+                args,
+                listing,
+                result,
+                written.record,
+                phase_timing("listing", started, listed, selected_at),
+            ),
+        )
+        tx.commit()
+    show_results(
+        outputs,
+        written,
+        result.selected_paths,
+        args.quiet,
+        lambda: [
+            result.summary(),
+            final_line(result, time.perf_counter() - started, len(listing.failures)),
+        ],
+    )
+    return EXIT_OK
