@@ -183,3 +183,68 @@ def test_report_size_is_bounded(selection: tuple[SelectionResult, list[Path]]) -
     assert text.count("<img ") <= 3000
     assert len(text.encode()) < 20 * 1024 * 1024
     assert "http://" not in text and "https://" not in text and "<script" not in text
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _main(*args: object) -> int:
+    from smartdownsample.cli import main
+
+    return main([os.fspath(a) if isinstance(a, Path) else str(a) for a in args])
+
+
+CLI_FAST = ["--no-progress", "--no-cache", "--workers", "2", "-q"]
+
+
+def test_select_html_in_a_browser(page: Any, tmp_path: Path) -> None:
+    photos = make_dataset(tmp_path / "photos", 90, seed=6).paths
+    page_path = tmp_path / "out" / "report.html"
+    kept = tmp_path / "out" / "kept.txt"
+    assert _main("select", tmp_path / "photos", "--target", 9, "--html", page_path,
+                 "--out", kept, *CLI_FAST) == 0  # fmt: skip
+    assert _open(page, page_path) == []
+    header = page.inner_text("table.run")
+    assert "smartdownsample select" in header and str(tmp_path / "photos") in header
+    assert page.evaluate("document.querySelectorAll('figure.t.kept').length") == 9
+    assert min(page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")) > 0
+    assert len(photos) == 90
+
+
+def test_balance_html_in_a_browser(page: Any, tmp_path: Path) -> None:
+    make_dataset(tmp_path / "crops" / "deer", 50, seed=1)
+    make_dataset(tmp_path / "crops" / "owl", 6, seed=2)
+    page_path = tmp_path / "balance.html"
+    assert _main("balance", tmp_path / "crops", "--max-per-class", 10, "--html", page_path,
+                 "--out", tmp_path / "kept.txt", *CLI_FAST) == 0  # fmt: skip
+    assert _open(page, page_path) == []
+    classes = page.evaluate(
+        "Array.from(document.querySelectorAll('section.class')).map(s => s.dataset.class)"
+    )
+    assert classes == ["deer", "owl"]
+
+
+def test_html_is_checked_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_dataset(tmp_path / "photos", 10, seed=3)
+    existing = tmp_path / "report.html"
+    existing.write_text("mine", encoding="utf-8")
+    code = _main("select", tmp_path / "photos", "--target", 2, "--html", existing, *CLI_FAST)
+    assert code == 2
+    assert "--html" in capsys.readouterr().err and existing.read_text(encoding="utf-8") == "mine"
+    assert _main("select", tmp_path / "photos", "--target", 2, "--html", tmp_path / "r.txt",
+                 *CLI_FAST) == 2  # fmt: skip
+
+
+def test_demo_writes_a_report_page(page: Any, tmp_path: Path) -> None:
+    assert _main("demo", tmp_path / "demo", "--n-images", 120, *CLI_FAST) == 0
+    report = tmp_path / "demo" / "report.html"
+    assert _open(page, report) == []
+    sections = page.evaluate("document.querySelectorAll('section.bucket').length")
+    assert sections >= 3
+    assert page.evaluate("document.querySelectorAll('.excluded-strip figure').length") > 0
+    assert page.evaluate("document.querySelectorAll('.kept-strip figure').length") > 0
+    shot = tmp_path / "demo.png"
+    page.screenshot(path=str(shot))
+    _not_blank(shot)

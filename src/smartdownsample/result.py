@@ -8,7 +8,7 @@ all drawn from it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,11 +272,16 @@ class SelectionResult:
 
         return save_thumbnails(self, path)
 
-    def save_html(self, path: str | os.PathLike[str]) -> str:
-        """Save a browsable, self-contained HTML report (see :mod:`.htmlreport`)."""
+    def save_html(
+        self, path: str | os.PathLike[str], *, run: Mapping[str, object] | None = None
+    ) -> str:
+        """Save a browsable, self-contained HTML report (see :mod:`.htmlreport`).
+
+        ``run`` adds rows to the page's header (inputs, command, ...).
+        """
         from .htmlreport import save_html
 
-        return save_html(path, self)
+        return save_html(path, self, run=run)
 
     def show_distribution(self) -> None:
         """Show the bar chart in a window or notebook (needs a display backend)."""

@@ -108,6 +108,15 @@ def hash_size(text: str) -> int:
     return value
 
 
+def html_path(text: str) -> str:
+    """An argparse type: a report file name ending in ``.html`` or ``.htm``."""
+    if not text.lower().endswith((".html", ".htm")):
+        raise argparse.ArgumentTypeError(
+            f"the report is an HTML page: give a name ending in .html, got {text!r}"
+        )
+    return text
+
+
 def png_path(text: str) -> str:
     """An argparse type: a chart file name ending in ``.png``."""
     if not text.lower().endswith(".png"):
@@ -261,6 +270,14 @@ def _add_file_outputs(group: ArgumentGroup, per_class: bool) -> None:
 
 
 def _add_chart_outputs(group: ArgumentGroup, per_class: bool) -> None:
+    group.add_argument(
+        "--html",
+        type=html_path,
+        metavar="FILE.html",
+        help="a browsable report page (one self-contained file, opens offline): every bucket "
+        "with its kept and excluded images, bursts grouped, the unreadable files"
+        + (", one section per class" if per_class else ""),
+    )
     suffix = " (one file per downsampled class: FILE-CLASS.png)" if per_class else ""
     group.add_argument(
         "--distribution",

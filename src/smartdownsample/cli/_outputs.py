@@ -69,6 +69,7 @@ class Outputs:
     link_to: str | None
     distribution: str | None
     thumbnails: str | None
+    html: str | None
     overwrite: bool
     locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     """Locks held on the copy and link folders, released when the command ends."""
@@ -89,6 +90,7 @@ class Outputs:
             link_to=args.link_to,
             distribution=args.distribution,
             thumbnails=args.thumbnails,
+            html=getattr(args, "html", None),
             overwrite=args.overwrite,
             locks=getattr(args, "cleanup", None) or contextlib.ExitStack(),
         )
@@ -112,6 +114,7 @@ class Outputs:
             ("--link-to", self.link_to),
             ("--distribution", self.distribution),
             ("--thumbnails", self.thumbnails),
+            ("--html", self.html),
         ]
         return [(option, path) for option, path in pairs if path]
 
@@ -139,6 +142,7 @@ class Outputs:
             ("--out", self.out),
             ("--manifest", self.manifest),
             ("--report", self.report),
+            ("--html", self.html),
         ):
             if path:
                 check_output_file(
@@ -290,6 +294,20 @@ def save_charts(
         save(tx.temp_for(chart, suffix=".png"))
         written.lines.append(f"{option} chart: {chart}")
         written.record.setdefault(option, []).append(chart)
+
+
+def write_html(
+    outputs: Outputs,
+    tx: OutputTransaction,
+    written: Written,
+    write: Callable[[str], object],
+) -> None:
+    """Stage the ``--html`` page (``write`` saves it to the path it is given)."""
+    if not outputs.html:
+        return
+    write(tx.temp_for(outputs.html, suffix=".html"))
+    written.lines.append(f"HTML report: {outputs.html}")
+    written.record["html"] = outputs.html
 
 
 def write_report(

@@ -23,6 +23,7 @@ from ._outputs import (
     seconds,
     show_results,
     write_common,
+    write_html,
     write_report,
 )
 from ._report import balance_report, phase_timing
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace, started: float) -> int:
                 save_charts(outputs, tx, outcome.result, outcome.name, written)
         if not to_cut:
             _no_charts(outputs, cap, written)
+        write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
         write_report(
             outputs,
             tx,
@@ -168,6 +170,25 @@ def _downsample(args: argparse.Namespace, listing: ClassListing, show: bool) -> 
             result = select_images(args, found, cap, dask)
             outcomes.append(ClassOutcome(name, found, result.selected_paths, result))
     return outcomes
+
+
+def _save_html(path: str, args: argparse.Namespace, outcomes: Sequence[ClassOutcome]) -> str:
+    """The balance report page: one section per class, with its own buckets."""
+    from ..htmlreport import ClassSection, save_html
+
+    return save_html(
+        path,
+        classes=[ClassSection(o.name, o.paths, o.result) for o in outcomes],
+        run={
+            "command": "smartdownsample balance",
+            "root": args.root,
+            "max per class": f"{args.max_per_class:,}",
+            "classes": len(outcomes),
+            "images": f"{sum(len(o.paths) for o in outcomes):,}",
+            "kept": f"{sum(len(o.kept) for o in outcomes):,}",
+        },
+        title="smartdownsample balance",
+    )
 
 
 def _no_charts(outputs: Outputs, cap: int, written: Written) -> None:

@@ -37,10 +37,18 @@ DEMO_KINDS = ("crops", "mixed")
 MAX_DEMO_WORKERS = 8
 """Processes drawing the demo images (capped by the number of cores)."""
 
-DEMO_OUTPUTS = ("selected.txt", "manifest.csv", "report.json", "distribution.png", "thumbnails.png")
+DEMO_OUTPUTS = (
+    "selected.txt",
+    "manifest.csv",
+    "report.json",
+    "report.html",
+    "distribution.png",
+    "thumbnails.png",
+)
 """Files the demo writes into DIR, in the order the report lists them."""
 
 DESCRIPTIONS = {
+    "report.html": "open it in a browser: every bucket, its kept and excluded images, bursts",
     "distribution.png": "kept vs excluded images per bucket (bar chart)",
     "thumbnails.png": "each bucket's kept images, then excluded; kept green, excluded red",
     "selected.txt": "the selected paths, one a line",
@@ -55,9 +63,9 @@ examples:
   smartdownsample demo /tmp/sds-demo --n-images 4000 --fraction 0.05
 
 Makes a synthetic camera-trap data set in DIR/images (or reuses the one made
-before), selects from it and writes DIR/selected.txt, DIR/manifest.csv,
-DIR/report.json, DIR/distribution.png and DIR/thumbnails.png (existing ones
-only with --overwrite)."""
+before), selects from it and writes DIR/report.html (a page to open in a browser),
+DIR/selected.txt, DIR/manifest.csv, DIR/report.json, DIR/distribution.png and
+DIR/thumbnails.png (existing ones only with --overwrite)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,6 +138,10 @@ def run(args: argparse.Namespace, started: float) -> int:
         tx.write_csv(files["manifest.csv"], result.manifest_rows())
         result.save_distribution(tx.temp_for(files["distribution.png"], suffix=".png"))
         result.save_thumbnails(tx.temp_for(files["thumbnails.png"], suffix=".png"))
+        result.save_html(
+            tx.temp_for(files["report.html"], suffix=".html"),
+            run={"command": "smartdownsample demo", "data set": os.path.join(folder, "images")},
+        )
         timing = phase_timing("dataset", started, made, selected_at)
         dataset = os.path.join(folder, "images")
         report = demo_report(args, dataset, reused, result, files, timing)

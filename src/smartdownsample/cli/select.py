@@ -17,7 +17,15 @@ from ._options import (
     fraction,
     positive_int,
 )
-from ._outputs import Outputs, final_line, save_charts, show_results, write_common, write_report
+from ._outputs import (
+    Outputs,
+    final_line,
+    save_charts,
+    show_results,
+    write_common,
+    write_html,
+    write_report,
+)
 from ._report import phase_timing, select_report
 from ._run import DaskSession, check_strict, folder_errors, select_images
 from ._settings import cache_path, resolve_backend, resolve_target, show_progress
@@ -76,6 +84,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _run_rows(args: argparse.Namespace) -> dict[str, object]:
+    """What the HTML report's header says of the run, in the command's words."""
+    return {"command": "smartdownsample select", "sources": ", ".join(args.sources)}
+
+
 def run(args: argparse.Namespace, started: float) -> int:
     """List the SOURCEs, select, write the outputs and print the summary."""
     resolve_backend(args)
@@ -103,6 +116,7 @@ def run(args: argparse.Namespace, started: float) -> int:
         manifest = (None, result.manifest_rows())
         written = write_common(outputs, tx, result.selected_paths, root, manifest, show)
         save_charts(outputs, tx, result, "", written)
+        write_html(outputs, tx, written, lambda path: result.save_html(path, run=_run_rows(args)))
         write_report(
             outputs,
             tx,
