@@ -183,6 +183,7 @@ def test_report_size_is_bounded(selection: tuple[SelectionResult, list[Path]]) -
     assert text.count("<img ") <= 3000
     assert len(text.encode()) < 20 * 1024 * 1024
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert "\x00" not in text, "a thumbnail slot was left unfilled"
 
 
 # ---------------------------------------------------------------- the command line

@@ -342,9 +342,11 @@ padding:2px 6px;text-align:left}
 .strip{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
 .unit{display:flex;gap:2px;padding:3px;border:1px dashed #bbb;border-radius:4px}
 .unit.single{border-color:transparent}
-.t{margin:0;width:112px}.t img{display:block;max-width:112px;max-height:112px;
-border:3px solid #999}.t.kept img{border-color:#2e8b57}.t.excluded img{border-color:#c0392b;
-opacity:.8}.t figcaption{font-size:11px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.t{margin:0;width:118px}.t img{display:block;box-sizing:border-box;max-width:118px;
+max-height:118px;border:3px solid #999}.t.kept img{border:4px solid #2e8b57}
+.t.excluded img{border-color:#c0392b;opacity:.85}
+.t figcaption{font-size:11px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.t.kept figcaption{color:#1e6b3f;font-weight:600}.t.kept figcaption::before{content:"kept \\00b7  "}
 .more{align-self:center;color:#555;font-size:12px;padding:0 4px}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:-1px}
 section.class{border-top:2px solid #ddd;margin-top:1.5em}
