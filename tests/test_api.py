@@ -449,7 +449,7 @@ def test_import_does_not_touch_warning_filters() -> None:
     # numpy adds its own filters when imported: import the dependencies first.
     code = (
         "import warnings\n"
-        "import numpy, PIL.Image, natsort, tqdm.auto, matplotlib\n"
+        "import numpy, PIL.Image, tqdm.auto, matplotlib\n"
         "before = list(warnings.filters)\n"
         "import smartdownsample, smartdownsample.api, smartdownsample.loading\n"
         "import smartdownsample.plotting, smartdownsample.synthetic\n"
