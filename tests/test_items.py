@@ -129,10 +129,10 @@ def test_manifest_rows_name_the_item(md: ItemTable) -> None:
 def test_box_features_are_the_box_not_the_frame(data: CameraTrapSet, md: ItemTable) -> None:
     result = downsample(md, 2, **QUIET)
     for row in range(len(md)):
-        decoded = decode_file(md.frame[row], 8)
+        width, height = decode_file(md.frame[row], 8).upright_size
         w, h = md.box[row][2:]
-        assert result.features["width"][row] == max(1, round(w * decoded.width))
-        assert result.features["height"][row] == max(1, round(h * decoded.height))
+        assert result.features["width"][row] == max(1, round(w * width))
+        assert result.features["height"][row] == max(1, round(h * height))
     whole = downsample(list(dict.fromkeys(md.frame)), 2, **QUIET)
     assert not np.array_equal(whole.features["dhash"][:3], result.features["dhash"][:3])
 
@@ -254,3 +254,16 @@ def test_a_path_list_still_returns_paths(data: CameraTrapSet) -> None:
     kept = sample_diverse(paths, 3, show_progress=False, show_summary=False)
     assert isinstance(kept, list) and all(isinstance(p, str) for p in kept)
     assert downsample(paths, 3, show_progress=False).items is None
+
+
+def test_box_size_is_measured_in_the_upright_frame(data: CameraTrapSet, md: ItemTable) -> None:
+    rotated = {os.path.abspath(f.path): f.size for f in data.frames if f.orientation == 6}
+    rows = [i for i, frame in enumerate(md.frame) if os.path.abspath(frame) in rotated]
+    assert rows, "the set has a frame stored rotated (EXIF orientation 6)"
+    result = downsample(md.take(rows), 1, **QUIET)
+    for k, row in enumerate(rows):
+        upright_w, upright_h = rotated[os.path.abspath(md.frame[row])]
+        assert upright_w < upright_h  # shown as portrait, stored as landscape
+        w, h = md.box[row][2:]
+        assert result.features["width"][k] == round(w * upright_w)
+        assert result.features["height"][k] == round(h * upright_h)

@@ -88,11 +88,9 @@ def _frame_groups(paths: Sequence[str]) -> Iterator[tuple[int, int]]:
 
 
 def _box_size(box: Box, decoded: DecodedImage) -> tuple[int, int]:
-    """Pixel size of ``box`` in the frame (at least 1 x 1)."""
-    return (
-        max(1, round(box[2] * decoded.width)),
-        max(1, round(box[3] * decoded.height)),
-    )
+    """Pixel size of ``box`` in the upright frame (at least 1 x 1)."""
+    width, height = decoded.upright_size
+    return max(1, round(box[2] * width)), max(1, round(box[3] * height))
 
 
 @dataclass(frozen=True)
