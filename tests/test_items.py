@@ -267,3 +267,16 @@ def test_box_size_is_measured_in_the_upright_frame(data: CameraTrapSet, md: Item
         w, h = md.box[row][2:]
         assert result.features["width"][k] == round(w * upright_w)
         assert result.features["height"][k] == round(h * upright_h)
+
+
+@pytest.mark.timeout(120)
+def test_same_selection_on_a_dask_cluster(md: ItemTable) -> None:
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+    )
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        on_dask = downsample(md, 6, backend="dask", client=client, show_progress=False)
+    serial = downsample(md, 6, executor="serial", **QUIET)
+    assert on_dask.selected_indices == serial.selected_indices
+    assert np.array_equal(on_dask.features, serial.features)
