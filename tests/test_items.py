@@ -21,10 +21,10 @@ import pytest
 from detections import CameraTrapSet, make_camera_trap_set
 from smartdownsample import ImageLoadError, downsample, sample_diverse
 from smartdownsample.cache import open_cache
-from smartdownsample.extraction import extract_batch
+from smartdownsample.extraction import extract_batch, iter_batches
 from smartdownsample.extraction.batch import RegionPath
 from smartdownsample.formats import ItemTable, read_detections
-from smartdownsample.item_pipeline import merge_by_frame
+from smartdownsample.item_pipeline import merge_by_frame, prepare_items
 from smartdownsample.loading import decode_file
 
 ALL_MD = {"min_conf": 0.0, "categories": ("animal", "person")}
@@ -280,3 +280,15 @@ def test_same_selection_on_a_dask_cluster(md: ItemTable) -> None:
     serial = downsample(md, 6, executor="serial", **QUIET)
     assert on_dask.selected_indices == serial.selected_indices
     assert np.array_equal(on_dask.features, serial.features)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 8])
+def test_batches_never_split_the_boxes_of_a_frame(md: ItemTable, size: int) -> None:
+    jobs = prepare_items(md).sorted_absolute
+    batches = list(iter_batches(np.arange(len(jobs), dtype=np.int64), size, jobs))
+    assert np.array_equal(np.concatenate(batches), np.arange(len(jobs)))
+    where = {}
+    for number, batch in enumerate(batches):
+        for index in batch.tolist():
+            assert where.setdefault(str(jobs[index]), number) == number
+    assert len({str(job) for job in jobs}) < len(jobs)  # some frame has two boxes

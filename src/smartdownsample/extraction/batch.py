@@ -207,17 +207,32 @@ def failed_batch(count: int, reason: str) -> BatchResult:
     )
 
 
-def iter_batches(indices: NDArray[np.int64], size: int = BATCH_SIZE) -> Iterator[NDArray[np.int64]]:
+def iter_batches(
+    indices: NDArray[np.int64], size: int = BATCH_SIZE, paths: Sequence[str] | None = None
+) -> Iterator[NDArray[np.int64]]:
     """Split an index array into consecutive batches of at most ``size``.
+
+    With ``paths``, a batch also takes the following indices that name the
+    same file as its last one (the boxes of one frame, see :class:`RegionPath`),
+    so that each frame is decoded once; such a batch may exceed ``size``.
 
     Examples
     --------
     >>> import numpy as np
     >>> [b.tolist() for b in iter_batches(np.arange(5), 2)]
     [[0, 1], [2, 3], [4]]
+    >>> [b.tolist() for b in iter_batches(np.arange(5), 2, ["a", "b", "b", "b", "c"])]
+    [[0, 1, 2, 3], [4]]
     """
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
+    start = 0
+    while start < len(indices):
+        stop = min(start + size, len(indices))
+        if paths is not None:
+            last = str(paths[int(indices[stop - 1])])
+            while stop < len(indices) and str(paths[int(indices[stop])]) == last:
+                stop += 1
+        yield indices[start:stop]
+        start = stop
 
 
 def batch_size_for(n_images: int, workers: int) -> int:
