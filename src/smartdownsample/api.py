@@ -12,13 +12,14 @@ import logging
 import numbers
 import os
 import secrets
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, overload
 
 import numpy as np
 
-from . import pipeline
+from . import item_pipeline, pipeline
 from ._exceptions import ImageLoadError, InvalidArgumentError
 from ._types import (
     BACKENDS,
@@ -34,6 +35,9 @@ from .extraction import DEFAULT_IMAGE_TIMEOUT, BatchRunner, FeatureStore, local_
 from .extraction.local import checked_timeout
 from .paths import natural_order
 from .result import SelectionResult
+
+if TYPE_CHECKING:
+    from .formats.items import ItemTable
 
 __all__ = ["downsample", "natural_order", "sample_diverse"]
 
@@ -80,6 +84,13 @@ def _build_runner(
     return local_runner(n_workers, executor, image_timeout=image_timeout)
 
 
+def _is_item_table(value: object) -> TypeGuard[ItemTable]:
+    """True for an :class:`~.formats.ItemTable`, without importing :mod:`.formats`
+    (an object cannot be one unless that module is loaded)."""
+    items = sys.modules.get("smartdownsample.formats.items")
+    return items is not None and isinstance(value, items.ItemTable)
+
+
 def _open_cache(
     cache: str | os.PathLike[str] | FeatureStore | None, hash_size: int, verify: bool
 ) -> Any:
@@ -98,7 +109,7 @@ def _open_cache(
 
 
 def downsample(
-    image_paths: Iterable[str | os.PathLike[str]],
+    image_paths: Iterable[str | os.PathLike[str]] | ItemTable,
     target_count: int,
     *,
     hash_size: int = 8,
@@ -123,13 +134,27 @@ def downsample(
 
     Parameters
     ----------
-    image_paths : iterable of str or os.PathLike
+    image_paths : iterable of str or os.PathLike, or ItemTable
         Image files (not a DataFrame: pass its column, e.g. ``df["path"]``). A
         file given twice counts once, also under another path (hard or
         symbolic links: ``result.merged``).
+
+        Or detections: an :class:`~smartdownsample.formats.ItemTable` (from
+        :func:`~smartdownsample.formats.read_detections`), to select among
+        its items (boxes and whole images). Each item's features come from
+        its box of the frame (each frame decoded once for all its boxes; the
+        cache keys rows by file and box). Items are grouped into sequences
+        (the table's ``seq_id``, or location and time; else the frames' EXIF
+        capture times and folders; else looks), all boxes of a frame in one,
+        and each sequence counts as one burst: at most one item per sequence
+        until every sequence has one. A frame that cannot be read fails all
+        its items. The result then has one row per item, in table order:
+        ``paths`` holds each item's frame (repeated for boxes of one frame),
+        ``items`` the table, ``selected_indices`` the kept rows, and
+        ``burst_ids`` the sequences.
     target_count : int
-        Number of images to keep (>= 0). If fewer images are readable, all
-        readable images are kept.
+        Number of images (or items) to keep (>= 0). If fewer are readable,
+        all readable ones are kept.
     hash_size : int, default 8
         dHash size for the structure bits (2..64).
     n_workers : int or None, default 4
@@ -212,8 +237,9 @@ def downsample(
     store = _open_cache(cache, hash_size, verify_cache)
     runner = _build_runner(backend, n_workers, executor, client, checked_timeout(image_timeout))
     try:
-        return pipeline.run(
-            image_paths,
+        run = item_pipeline.run_items if _is_item_table(image_paths) else pipeline.run
+        return run(
+            image_paths,  # type: ignore[arg-type]  # the one each run takes (checked above)
             target,
             hash_size=hash_size,
             seed=seed,
@@ -238,6 +264,56 @@ def _failure_policy(policy: ErrorPolicy) -> pipeline.FailureHandler:
         logger.warning("skipping unreadable image %s: %s", path, reason)
 
     return handle
+
+
+@overload
+def sample_diverse(
+    image_paths: ItemTable,
+    target_count: int,
+    hash_size: int = ...,
+    n_workers: int | None = ...,
+    show_progress: bool = ...,
+    random_seed: int | None = ...,
+    show_summary: bool = ...,
+    show_distribution: bool = ...,
+    show_thumbnails: bool = ...,
+    *,
+    save_distribution: str | os.PathLike[str] | None = ...,
+    save_thumbnails: str | os.PathLike[str] | None = ...,
+    image_loading_errors: ErrorPolicy = ...,
+    return_indices: Literal[False] = ...,
+    strategy: Strategy = ...,
+    cache: str | os.PathLike[str] | FeatureStore | None = ...,
+    verify_cache: bool = ...,
+    backend: Backend = ...,
+    client: Any = ...,
+    distance_threshold: float | None = ...,
+) -> ItemTable: ...
+
+
+@overload
+def sample_diverse(
+    image_paths: ItemTable,
+    target_count: int,
+    hash_size: int = ...,
+    n_workers: int | None = ...,
+    show_progress: bool = ...,
+    random_seed: int | None = ...,
+    show_summary: bool = ...,
+    show_distribution: bool = ...,
+    show_thumbnails: bool = ...,
+    *,
+    save_distribution: str | os.PathLike[str] | None = ...,
+    save_thumbnails: str | os.PathLike[str] | None = ...,
+    image_loading_errors: ErrorPolicy = ...,
+    return_indices: Literal[True],
+    strategy: Strategy = ...,
+    cache: str | os.PathLike[str] | FeatureStore | None = ...,
+    verify_cache: bool = ...,
+    backend: Backend = ...,
+    client: Any = ...,
+    distance_threshold: float | None = ...,
+) -> list[int]: ...
 
 
 @overload
@@ -291,7 +367,7 @@ def sample_diverse(
 
 
 def sample_diverse(
-    image_paths: Iterable[str | os.PathLike[str]],
+    image_paths: Iterable[str | os.PathLike[str]] | ItemTable,
     target_count: int,
     hash_size: int = 8,
     n_workers: int | None = 4,
@@ -311,14 +387,16 @@ def sample_diverse(
     backend: Backend = "local",
     client: Any = None,
     distance_threshold: float | None = None,
-) -> list[str] | list[int]:
+) -> list[str] | list[int] | ItemTable:
     """Pick exactly ``target_count`` diverse images from a list of paths.
 
     Parameters
     ----------
-    image_paths : list of str or pathlib.Path
+    image_paths : list of str or pathlib.Path, or ItemTable
         Image files (not a DataFrame: pass its column). A file given twice
         counts once, also under another path (hard or symbolic links).
+        Or an :class:`~smartdownsample.formats.ItemTable` of detections, to
+        pick ``target_count`` items (see :func:`downsample`).
     target_count : int
         Exact number of images to select (all readable images if fewer).
     hash_size : int, default 8
@@ -363,9 +441,12 @@ def sample_diverse(
 
     Returns
     -------
-    list of str, or list of int
+    list of str, list of int, or ItemTable
         The selected paths in the order of ``image_paths``; with
         ``return_indices=True`` their indices in ``image_paths`` instead.
+        For an ``ItemTable``: the kept items as an ``ItemTable``
+        (``table.take(kept rows)``, in table order); with
+        ``return_indices=True`` the kept row indices, ascending.
 
     Examples
     --------
@@ -419,6 +500,8 @@ def sample_diverse(
         result.show_thumbnails()
     if return_indices:
         return result.selected_indices
+    if result.items is not None:
+        return result.items.take(result.selected_indices)
     return result.selected_paths
 
 

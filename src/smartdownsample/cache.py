@@ -120,6 +120,7 @@ from numpy.typing import NDArray
 from ._exceptions import CacheError, CacheWarning, InvalidArgumentError
 from ._version import __version__
 from .extraction import BatchResult, CacheToken
+from .extraction.batch import RegionPath
 from .features import FEATURE_DTYPE, empty_features
 from .loading import MAX_IMAGE_FILE_BYTES
 
@@ -279,19 +280,36 @@ NOT_UTF8_KEY_PREFIX = "\0"
 """Starts the ``path`` key of a name that is not UTF-8: no real path holds a NUL."""
 
 
+BOX_KEY_SEPARATOR = "\0box:"
+"""Joins a file's key and a box (:class:`RegionPath`): no real path holds a NUL."""
+
+BOX_KEY_DECIMALS = 6
+"""Decimals of a box in its key: finer than a pixel of a 100-megapixel frame,
+coarse enough that the same box read from JSON twice gives the same key."""
+
+
 def _db_key(path: str) -> str:
     """The ``path`` column value: the path, or for a name that is not UTF-8 (surrogate
     escapes, which SQLite text cannot hold) NUL + its file-system bytes as Latin-1
-    (one character per byte), so no two files share a key."""
+    (one character per byte), so no two files share a key. A :class:`RegionPath`
+    (one box of a file) adds its box, rounded; a whole file keeps its plain key,
+    so runs on a folder and on detections with whole images share rows."""
+    key = str(path)
     try:
-        path.encode("utf-8")
+        key.encode("utf-8")
     except UnicodeEncodeError:
-        return NOT_UTF8_KEY_PREFIX + os.fsencode(path).decode("latin-1")
-    return path
+        key = NOT_UTF8_KEY_PREFIX + os.fsencode(key).decode("latin-1")
+    if isinstance(path, RegionPath):
+        box = ",".join(f"{value:.{BOX_KEY_DECIMALS}f}" for value in path.box)
+        key += BOX_KEY_SEPARATOR + box
+    return key
 
 
 def _absolute(path: str | os.PathLike[str]) -> str:
-    """The absolute form of a path (unchanged when it is already absolute)."""
+    """The absolute form of a path (unchanged when it is already absolute; a
+    relative :class:`RegionPath` stays one, with the same box)."""
+    if isinstance(path, RegionPath) and not os.path.isabs(path):
+        return RegionPath(os.path.abspath(str(path)), path.box)
     text = path if isinstance(path, str) else os.fspath(path)
     if os.name == "posix" and text.startswith("/"):  # the common case, 5x faster than isabs
         return text

@@ -207,6 +207,13 @@ class DecodedImage:
     capture_time: float
     regions: NDArray[np.uint8] | None = None
     """``(K, side, side, 3)`` thumbnails of the boxes asked for, or None."""
+    orientation: int = 1
+    """EXIF orientation applied (1: stored upright)."""
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """Width and height as shown, EXIF orientation applied (what boxes refer to)."""
+        return _upright_size(self.width, self.height, self.orientation)
 
 
 Boxes = NDArray[np.float64]
@@ -386,7 +393,7 @@ def _decode_opened(
     if orientation != 1:
         rgb = _apply_orientation(rgb, orientation)
     return DecodedImage(
-        _reduce(rgb, side), width, height, capture, _reduce_regions(rgb, boxes, side)
+        _reduce(rgb, side), width, height, capture, _reduce_regions(rgb, boxes, side), orientation
     )
 
 
@@ -620,7 +627,12 @@ def _decode_jpeg_fast(
     if orientation != 1:
         image = _apply_orientation(image, orientation)
     return DecodedImage(
-        _reduce(image, side), width, height, capture, _reduce_regions(image, boxes, side)
+        _reduce(image, side),
+        width,
+        height,
+        capture,
+        _reduce_regions(image, boxes, side),
+        orientation,
     )
 
 

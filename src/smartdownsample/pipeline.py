@@ -327,11 +327,11 @@ def run(
     )
     timer.lap("report")
     timer.seconds["total"] = sum(timer.seconds.values())
-    _log_outcome(result)
+    log_outcome(result)
     return result
 
 
-def _log_outcome(result: SelectionResult) -> None:
+def log_outcome(result: SelectionResult) -> None:
     if result.failures:
         logger.warning(
             "%d of %d images could not be read and were skipped (the result's failures list them)",

@@ -7,12 +7,16 @@ text or plain data; printing is left to the caller (``sample_diverse`` with
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .buckets import bucket_label
 
 if TYPE_CHECKING:
+    from .formats.items import ItemTable
     from .result import SelectionResult
 
 __all__ = ["count_noun", "format_summary", "manifest_rows", "shortfall", "summary_dict"]
@@ -118,7 +122,15 @@ def summary_dict(result: SelectionResult) -> dict[str, Any]:
 
 
 def manifest_rows(result: SelectionResult) -> Iterator[dict[str, Any]]:
-    """One plain-data row per distinct input image, in the caller's order (CSV manifest)."""
+    """One plain-data row per distinct input image, in the caller's order (CSV manifest).
+
+    For a selection among detections (``result.items`` set) one row per item,
+    with these columns added: ``frame`` (index of the image in the detection
+    file), ``detection`` (index of the detection or annotation; empty for a
+    whole image), ``box_x``, ``box_y``, ``box_w``, ``box_h`` (normalised; empty
+    for a whole image), ``confidence``, ``category``, ``label`` and
+    ``sequence`` (the file's ``seq_id``; the unit used is ``burst``).
+    """
     reasons = {failure.index: failure.reason for failure in result.failures}
     means = result.features["mean_rgb"]
     for position, path in enumerate(result.paths):
@@ -140,4 +152,27 @@ def manifest_rows(result: SelectionResult) -> Iterator[dict[str, Any]]:
             "height": int(result.features["height"][position]) if ok else "",
             "error": reasons.get(index, ""),
         }
+        if result.items is not None:
+            row.update(_item_columns(result.items, position))
         yield row
+
+
+BOX_DECIMALS = 6
+"""Decimals of box fractions and confidences in the manifest (as the cache key)."""
+
+
+def _item_columns(items: ItemTable, row: int) -> dict[str, Any]:
+    """Frame, detection index, box, confidence, label and sequence of one item."""
+    image, detection = (int(v) for v in items.source[row])
+    whole = bool(np.isnan(items.box[row]).all())
+    confidence = float(items.confidence[row])
+    columns: dict[str, Any] = {"frame": image, "detection": "" if detection < 0 else detection}
+    for name, value in zip(
+        ("box_x", "box_y", "box_w", "box_h"), items.box[row].tolist(), strict=True
+    ):
+        columns[name] = "" if whole else round(value, BOX_DECIMALS)
+    columns["confidence"] = "" if math.isnan(confidence) else round(confidence, BOX_DECIMALS)
+    columns["category"] = items.category[row]
+    columns["label"] = items.label[row]
+    columns["sequence"] = items.sequence[row] or ""
+    return columns

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .buckets import bucket_ids, bucket_label, decode_bucket
+
+if TYPE_CHECKING:
+    from .formats.items import ItemTable
 
 __all__ = ["BucketStats", "Failure", "SelectionResult", "bucket_table"]
 
@@ -183,6 +186,11 @@ class SelectionResult:
         index of the kept path), both in the caller's list.
     timings : dict of str to float
         Seconds spent per stage.
+    items : ItemTable or None
+        For a selection among detections (an :class:`~.formats.ItemTable`
+        given in place of paths): the table, its rows aligned with
+        :attr:`paths` (each row's frame, repeated for boxes of one frame);
+        :attr:`burst_ids` are then the sequences. None for a path list.
     """
 
     paths: list[str]
@@ -203,6 +211,7 @@ class SelectionResult:
     n_cached: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     merged: tuple[tuple[int, int], ...] = ()
+    items: ItemTable | None = None
 
     @property
     def selected_indices(self) -> list[int]:

@@ -423,7 +423,7 @@ class _Run:
             size,
             threads,
         )
-        batches = iter_batches(todo, size)
+        batches = iter_batches(todo, size, self.paths)
         try:
             self.top_up(batches)
             for future in self.completed:

@@ -187,7 +187,11 @@ def _run_in_processes(
     try:
         with WorkerPool(workers, image_timeout) as pool:
             pool.run(
-                paths, iter_batches(todo, size), hash_size, on_batch, expected_batches=n_batches
+                paths,
+                iter_batches(todo, size, paths),
+                hash_size,
+                on_batch,
+                expected_batches=n_batches,
             )
     except WorkerStartError as exc:
         logger.warning("%s; continuing with threads", exc)
@@ -350,7 +354,7 @@ def _run_watched(
     try:
         for _ in range(max(1, workers)):
             watched.start_thread()
-        for batch in iter_batches(todo, size):
+        for batch in iter_batches(todo, size, paths):
             watched.submit(batch)
             while len(watched.in_flight) >= limit:
                 watched.wait_one()
