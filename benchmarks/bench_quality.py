@@ -44,6 +44,8 @@ Usage::
     python benchmarks/bench_quality.py                       # default sizes
     python benchmarks/bench_quality.py --sets crops:2000 --targets 0.05,0.1
     python benchmarks/bench_quality.py --sets frames:1000 --reference-max 0
+    python benchmarks/bench_quality.py --sweep                 # robustness sweep
+    python benchmarks/bench_quality.py --sweep --variants base,drift20 --data-seeds 0
 """
 
 from __future__ import annotations
@@ -595,7 +597,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spread-sample", type=int, default=5000, help="images for spread")
     parser.add_argument("--json", default=str(RESULTS_DIR / "quality.json"), help="output JSON")
     parser.add_argument("--no-timing", action="store_true", help="skip the 1M-row timing")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run the robustness sweep (sweep_sets.py variants + real photographs) instead",
+    )
+    parser.add_argument(
+        "--variants", default="", help="--sweep: comma-separated variant names (default: all)"
+    )
+    parser.add_argument(
+        "--no-real", action="store_true", help="--sweep: leave out the real photographs"
+    )
     args = parser.parse_args(argv)
+    if args.sweep:
+        return run_sweep(args)
 
     targets = [float(t) for t in args.targets.split(",")]
     data_seeds = [int(s) for s in args.data_seeds.split(",")]
@@ -631,6 +646,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dump(report, handle, indent=1)
     os.replace(tmp, out)
     print(f"wrote {out}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``--sweep``: the variants of ``sweep_sets.py`` (data seeds: tuning half 0, check
+    half 1 unless ``--data-seeds`` says otherwise) and the real photographs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sweep_bench  # noqa: PLC0415
+    import sweep_sets  # noqa: PLC0415
+
+    variants = args.variants.split(",") if args.variants else list(sweep_sets.VARIANTS)
+    seeds = [int(s) for s in args.data_seeds.split(",")] if args.data_seeds != "0" else [0, 1]
+    out = Path(args.json)
+    if out == RESULTS_DIR / "quality.json":
+        out = RESULTS_DIR / "sweep.json"
+    sweep_bench.sweep(
+        Path(args.data_dir), variants, seeds, args.workers, not args.no_real, out
+    )
     return 0
 
 
