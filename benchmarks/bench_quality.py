@@ -45,7 +45,7 @@ Usage::
     python benchmarks/bench_quality.py --sets crops:2000 --targets 0.05,0.1
     python benchmarks/bench_quality.py --sets frames:1000 --reference-max 0
     python benchmarks/bench_quality.py --sweep                 # robustness sweep
-    python benchmarks/bench_quality.py --sweep --variants base,drift20 --data-seeds 0
+    python benchmarks/bench_quality.py --sweep --variants base,drift20 --sweep-seeds 0
 """
 
 from __future__ import annotations
@@ -608,6 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-real", action="store_true", help="--sweep: leave out the real photographs"
     )
+    parser.add_argument(
+        "--sweep-seeds",
+        default="0,1",
+        help="--sweep: data seeds (0: the tuning half, 1: the check half)",
+    )
     args = parser.parse_args(argv)
     if args.sweep:
         return run_sweep(args)
@@ -650,14 +655,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """``--sweep``: the variants of ``sweep_sets.py`` (data seeds: tuning half 0, check
-    half 1 unless ``--data-seeds`` says otherwise) and the real photographs."""
+    """``--sweep``: the variants of ``sweep_sets.py`` (``--sweep-seeds``: 0 is the tuning
+    half, 1 the check half) and the real photographs."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import sweep_bench  # noqa: PLC0415
     import sweep_sets  # noqa: PLC0415
 
     variants = args.variants.split(",") if args.variants else list(sweep_sets.VARIANTS)
-    seeds = [int(s) for s in args.data_seeds.split(",")] if args.data_seeds != "0" else [0, 1]
+    seeds = [int(s) for s in args.sweep_seeds.split(",")]
     out = Path(args.json)
     if out == RESULTS_DIR / "quality.json":
         out = RESULTS_DIR / "sweep.json"

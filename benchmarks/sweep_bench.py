@@ -43,7 +43,7 @@ import real_sets
 import sweep_sets
 from smartdownsample.api import downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import find_bursts
+from smartdownsample.bursts import BurstRules, find_bursts, find_clusters
 from smartdownsample.selection import select_burst_aware, select_by_buckets, stride_positions
 
 IntArray = NDArray[np.int64]
@@ -88,7 +88,10 @@ def prepare(root: Path, name: str, half: str, workers: int) -> SweepData:
         rows = list(csv.DictReader(handle))
     paths = [r["path"] for r in rows]
     check_target = max(1, round(0.10 * len(paths)))
-    result = downsample(paths, check_target, n_workers=workers, show_progress=False)
+    cache = root.parent / f"{root.name}.features.sqlite"  # reruns skip decoding
+    result = downsample(
+        paths, check_target, n_workers=workers, show_progress=False, cache=str(cache)
+    )
     order = result.natural_order
     feats = result.features[order]
     sorted_paths = [paths[i] for i in order]
@@ -114,17 +117,57 @@ def prepare(root: Path, name: str, half: str, workers: int) -> SweepData:
 # ---------------------------------------------------------------------------------------------
 
 
-def bursts_default(data: SweepData) -> IntArray:
+def bursts_default(data: SweepData, evidence: bool = True) -> IntArray:
+    """The default burst finder (``evidence=False``: without the combined-evidence links)."""
     f = data.feats
     return find_bursts(
-        data.folders, f["dhash"], f["mean_rgb"], f["capture_time"], contrast=f["contrast"]
+        data.folders,
+        f["dhash"],
+        f["mean_rgb"],
+        f["capture_time"],
+        contrast=f["contrast"],
+        width=f["width"],
+        height=f["height"],
+        rules=None if evidence else BurstRules(evidence=0.0),
+    )
+
+
+def clusters_of(data: SweepData, bursts: IntArray) -> IntArray:
+    f = data.feats
+    return find_clusters(
+        data.folders, f["dhash"], f["mean_rgb"], bursts, width=f["width"], height=f["height"]
+    )
+
+
+def select(data: SweepData, target: int, seed: int, evidence: bool, clusters: bool) -> IntArray:
+    bursts = bursts_default(data, evidence)
+    return select_burst_aware(
+        data.buckets,
+        bursts,
+        target,
+        seed,
+        colour=data.feats["mean_rgb"],
+        clusters=clusters_of(data, bursts) if clusters else None,
     )
 
 
 def method_default(data: SweepData, target: int, seed: int) -> IntArray:
-    return select_burst_aware(
-        data.buckets, bursts_default(data), target, seed, colour=data.feats["mean_rgb"]
-    )
+    return select(data, target, seed, evidence=True, clusters=True)
+
+
+def method_no_clusters(data: SweepData, target: int, seed: int) -> IntArray:
+    """Ablation: combined-evidence links, no clusters."""
+    return select(data, target, seed, evidence=True, clusters=False)
+
+
+def method_no_evidence(data: SweepData, target: int, seed: int) -> IntArray:
+    """Ablation: clusters over the bursts of the strict rules only."""
+    return select(data, target, seed, evidence=False, clusters=True)
+
+
+def method_previous(data: SweepData, target: int, seed: int) -> IntArray:
+    """Ablation: neither (the default before issue 13)."""
+    return select(data, target, seed, evidence=False, clusters=False)
 
 
 def method_stride(data: SweepData, target: int, seed: int) -> IntArray:
@@ -141,8 +184,16 @@ METHODS: dict[str, Method] = {
     "stride": method_stride,
     "spec": method_spec,
 }
-ABLATIONS: dict[str, Method] = {}
-FINDERS: dict[str, Callable[[SweepData], IntArray]] = {"default": bursts_default}
+ABLATIONS: dict[str, Method] = {
+    "-clusters": method_no_clusters,
+    "-evidence": method_no_evidence,
+    "previous": method_previous,
+}
+FINDERS: dict[str, Callable[[SweepData], IntArray]] = {
+    "default": bursts_default,
+    "previous": lambda data: bursts_default(data, evidence=False),
+    "clusters": lambda data: clusters_of(data, bursts_default(data)),
+}
 
 
 REFERENCE_SCRIPT = """

@@ -32,7 +32,7 @@ from ._types import (
     Strategy,
 )
 from .buckets import bucket_ids
-from .bursts import find_bursts
+from .bursts import find_bursts, find_clusters
 from .extract import (
     DEFAULT_IMAGE_TIMEOUT,
     BatchRunner,
@@ -373,13 +373,25 @@ def downsample(
             feats["mean_rgb"],
             feats["capture_time"],
             contrast=feats["contrast"],
+            width=feats["width"],
+            height=feats["height"],
         )
         bursts_sorted[readable] = bursts
         if strategy == "burst":
             from .selection import home_buckets
 
-            used_buckets = home_buckets(raw_buckets, bursts)
-            picked = select_burst_aware(raw_buckets, bursts, target, seed, colour=feats["mean_rgb"])
+            clusters = find_clusters(
+                folders,
+                feats["dhash"],
+                feats["mean_rgb"],
+                bursts,
+                width=feats["width"],
+                height=feats["height"],
+            )
+            used_buckets = home_buckets(raw_buckets, clusters)
+            picked = select_burst_aware(
+                raw_buckets, bursts, target, seed, colour=feats["mean_rgb"], clusters=clusters
+            )
         else:
             used_buckets = raw_buckets
             picked = select_by_buckets(raw_buckets, target, seed)

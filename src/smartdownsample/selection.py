@@ -542,6 +542,7 @@ def select_burst_aware(
     seed: int,
     weight_power: float = BUCKET_WEIGHT_POWER,
     colour: NDArray[np.floating] | None = None,
+    clusters: NDArray[np.integer] | None = None,
 ) -> IntArray:
     """Burst-aware selection (the default strategy).
 
@@ -552,6 +553,12 @@ def select_burst_aware(
     colour is unusual for its bucket is up to 4x as likely to be picked
     (:func:`rarity_weights`). Only when every burst has a pick do bursts get
     more, spread evenly over their frames.
+
+    With ``clusters`` (:func:`.bursts.find_clusters`: runs of bursts that may
+    be one burst the finder split), a cluster's bursts share one home bucket
+    and one burst's weight in the stride: a cluster gets at most one pick
+    while the stride's step is at least a burst's weight, so a missed burst
+    link does not turn into two picks of one burst.
 
     Parameters
     ----------
@@ -570,6 +577,9 @@ def select_burst_aware(
     colour : numpy.ndarray, optional
         ``(n, 3)`` mean colour per image (the ``mean_rgb`` feature); without
         it every burst of a bucket weighs the same.
+    clusters : numpy.ndarray, optional
+        Cluster label per image, each burst wholly inside one cluster and each
+        cluster a run of consecutive bursts; without it every burst is its own.
 
     Returns
     -------
@@ -585,8 +595,17 @@ def select_burst_aware(
     [1, 4, 7]
     >>> select_burst_aware(buckets, bursts, 4, seed=0).tolist()   # one burst gets two
     [0, 2, 4, 7]
+
+    Two bursts that may be one burst split (a cluster) weigh as much as one:
+
+    >>> six = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    >>> select_burst_aware(np.zeros(12, int), six, 4, seed=2).tolist()
+    [0, 2, 6, 8]
+    >>> five = np.array([0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4])   # bursts 0 and 1 may be one
+    >>> select_burst_aware(np.zeros(12, int), six, 4, seed=2, clusters=five).tolist()
+    [0, 4, 6, 10]
     """
-    homes = home_buckets(bucket_of, burst_of)
+    homes = home_buckets(bucket_of, burst_of if clusters is None else clusters)
     bursts: IntArray = np.asarray(burst_of, dtype=np.int64)
     count = len(homes)
     if count == 0 or target <= 0:
@@ -618,6 +637,15 @@ def select_burst_aware(
                 f"colour must be one RGB mean per image, shape ({count}, 3); got {colours.shape}"
             )
         unit_colour = colours[middles]
+    unit_share = np.ones(len(unit_start), dtype=np.float64)
+    if clusters is not None:
+        labels = np.asarray(clusters, dtype=np.int64)
+        if labels.shape != (count,):
+            raise ValueError(f"clusters must have one label per image ({count}); got {labels.shape}")
+        _, unit_cluster, per_cluster = np.unique(
+            labels[order[unit_start]], return_inverse=True, return_counts=True
+        )
+        unit_share = 1.0 / per_cluster[unit_cluster.reshape(-1)]
     if target < len(keys):
         spread = _spread_singles(middles, first_unit, units, sizes, keys, quotas, offsets)
         shares[spread] = 1
@@ -628,8 +656,8 @@ def select_burst_aware(
         lo = int(first_unit[index])
         hi = lo + int(units[index])
         if quota <= units[index]:
-            weights = (
-                np.ones(hi - lo) if unit_colour is None else rarity_weights(unit_colour[lo:hi])
+            weights = unit_share[lo:hi] * (
+                1.0 if unit_colour is None else rarity_weights(unit_colour[lo:hi])
             )
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
         else:
