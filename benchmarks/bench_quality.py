@@ -71,7 +71,7 @@ from numpy.typing import NDArray
 
 from smartdownsample.api import downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import find_bursts
+from smartdownsample.bursts import find_bursts, find_clusters
 from smartdownsample.features import DHASH64_SIZE, LUMA_SCALE, area_sums, luma
 from smartdownsample.loading import decode_file, thumbnail_side
 from smartdownsample.selection import (
@@ -118,6 +118,7 @@ class Prepared:
     folder: IntArray
     buckets: IntArray
     bursts: IntArray  # as the pipeline finds them
+    clusters: IntArray  # runs of bursts that may be one (the pipeline's find_clusters)
     pipeline_colour: bool  # whether the pipeline weighs the in-bucket stride by colour
     proposed_bursts: IntArray | None  # with the contrast feature, when the pipeline lacks it
     proposed_colour: bool  # the proposed selection weighs by colour
@@ -198,13 +199,20 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
     has_contrast = "contrast" in names
     contrast = feats["contrast"].astype(np.float32) if has_contrast else None
     buckets = bucket_ids(feats).astype(np.int64)
-    bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast)
+    sizes = {"width": feats["width"], "height": feats["height"]}
+    bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast, **sizes)
+    clusters = find_clusters(folders, dhash, mean_rgb, bursts, **sizes)
     check_selection = np.sort(position[np.flatnonzero(result.selected)])
     # Which variant does the pipeline run? (with or without the colour weighting)
     pipeline_colour = None
     for colour in (True, False):
         picked = select_burst_aware(
-            buckets, bursts, check_target, SELECTION_SEED, colour=mean_rgb if colour else None
+            buckets,
+            bursts,
+            check_target,
+            SELECTION_SEED,
+            colour=mean_rgb if colour else None,
+            clusters=clusters,
         )
         if np.array_equal(picked, check_selection):
             pipeline_colour = colour
@@ -224,6 +232,7 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
         paths=sorted_paths,
         true_burst=ds.column("burst_id")[order].astype(np.int64),
         location=location_codes.astype(np.int64),
+        clusters=clusters,
         rare=ds.column("is_rare")[order],
         dhash=dhash,
         mean_rgb=mean_rgb,
@@ -300,7 +309,9 @@ def method_spec(data: Prepared, target: int, seed: int) -> IntArray:
 def method_burst(data: Prepared, target: int, seed: int) -> IntArray:
     """strategy="burst" exactly as :func:`smartdownsample.downsample` runs it now."""
     colour = data.mean_rgb if data.pipeline_colour else None
-    return select_burst_aware(data.buckets, data.bursts, target, seed, colour=colour)
+    return select_burst_aware(
+        data.buckets, data.bursts, target, seed, colour=colour, clusters=data.clusters
+    )
 
 
 def method_burst_proposed(data: Prepared, target: int, seed: int) -> IntArray:
@@ -509,7 +520,12 @@ def synthetic_rows(n: int, seed: int = 0) -> dict[str, NDArray[Any]]:
     buckets[flip_bucket] = rng.choice(keys, size=int(flip_bucket.sum()))
     folder = np.cumsum(rng.random(n) < 1e-3).astype(np.int64)
     contrast = rng.uniform(0.2, 20.0, size=n_bursts)[burst].astype(np.float32)
+    side = rng.integers(64, 601, size=n_bursts)[burst]
+    width = (side * rng.uniform(0.95, 1.05, size=n)).astype(np.int32)
+    height = (side * rng.uniform(0.7, 0.8, size=n)).astype(np.int32)
     return {
+        "width": width,
+        "height": height,
         "contrast": contrast,
         "folder": folder,
         "dhash": dhash,
@@ -530,11 +546,23 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
         rows["mean_rgb"],
         rows["capture_time"],
         contrast=rows["contrast"],
+        width=rows["width"],
+        height=rows["height"],
     )
     timings["find_bursts"] = time.perf_counter() - started
     started = time.perf_counter()
+    clusters = find_clusters(
+        rows["folder"],
+        rows["dhash"],
+        rows["mean_rgb"],
+        bursts,
+        width=rows["width"],
+        height=rows["height"],
+    )
+    timings["find_clusters"] = time.perf_counter() - started
+    started = time.perf_counter()
     picked = select_burst_aware(
-        rows["buckets"], bursts, target, SELECTION_SEED, colour=rows["mean_rgb"]
+        rows["buckets"], bursts, target, SELECTION_SEED, colour=rows["mean_rgb"], clusters=clusters
     )
     timings["select_burst_aware"] = time.perf_counter() - started
     assert len(picked) == target
@@ -544,7 +572,7 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
     print(f"\nSelection stage on {TIMING_ROWS:,} synthetic feature rows (target 10%):")
     for key, value in timings.items():
         print(f"  {key:<20} {value:7.2f} s")
-    burst_total = timings["find_bursts"] + timings["select_burst_aware"]
+    burst_total = timings["find_bursts"] + timings["find_clusters"] + timings["select_burst_aware"]
     print(f"  {'burst total':<20} {burst_total:7.2f} s")
     if decode_per_image:
         decode = decode_per_image * TIMING_ROWS
@@ -658,17 +686,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     """``--sweep``: the variants of ``sweep_sets.py`` (``--sweep-seeds``: 0 is the tuning
     half, 1 the check half) and the real photographs."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import sweep_bench  # noqa: PLC0415
-    import sweep_sets  # noqa: PLC0415
+    import sweep_bench
+    import sweep_sets
 
     variants = args.variants.split(",") if args.variants else list(sweep_sets.VARIANTS)
     seeds = [int(s) for s in args.sweep_seeds.split(",")]
     out = Path(args.json)
     if out == RESULTS_DIR / "quality.json":
         out = RESULTS_DIR / "sweep.json"
-    sweep_bench.sweep(
-        Path(args.data_dir), variants, seeds, args.workers, not args.no_real, out
-    )
+    sweep_bench.sweep(Path(args.data_dir), variants, seeds, args.workers, not args.no_real, out)
     return 0
 
 

@@ -54,7 +54,7 @@ GIF_NAME = "no_time_for_that_tiny.gif"
 
 
 def _load(name: str) -> np.ndarray | None:
-    from skimage import data  # noqa: PLC0415
+    from skimage import data
 
     try:
         image = np.asarray(getattr(data, name)())
@@ -73,9 +73,7 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _region_sequence(
-    photo: np.ndarray, region: int, rng: np.random.Generator
-) -> list[Image.Image]:
+def _region_sequence(photo: np.ndarray, region: int, rng: np.random.Generator) -> list[Image.Image]:
     """Crops sliding and zooming inside one quarter-width band of the photo."""
     height, width = photo.shape[:2]
     band = width // REGIONS_PER_PHOTO
@@ -96,7 +94,7 @@ def _region_sequence(
 
 def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
     """Write the real-photograph set into ``root`` with ``truth.csv``."""
-    import skimage  # noqa: PLC0415
+    import skimage
 
     out = Path(root)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,9 +122,12 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
                 write(name, _region_sequence(photo, region, rng), rare)
             whole = Image.fromarray(photo)
             sizes = rng.integers(64, 601, size=int(rng.integers(4, 7)))
-            scaled = [whole.resize((int(s), max(16, int(s * photo.shape[0] / photo.shape[1])))) for s in sizes]
+            scaled = [
+                whole.resize((int(s), max(16, int(s * photo.shape[0] / photo.shape[1]))))
+                for s in sizes
+            ]
             write(name, scaled, rare)
-    from skimage import data  # noqa: PLC0415
+    from skimage import data
 
     left, right, _ = data.stereo_motorcycle()
     write("stereo", [Image.fromarray(left), Image.fromarray(right)], False)
@@ -149,7 +150,7 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
 def ensure_real_set(data_dir: Path, seed: int = 0) -> Path | None:
     """The cached real set's folder (made atomically if missing); None without scikit-image."""
     try:
-        import skimage  # noqa: F401, PLC0415
+        import skimage  # noqa: F401
     except ImportError:
         return None
     root = data_dir / f"real-s{seed}"

@@ -288,7 +288,7 @@ def run_one(data: SweepData, methods: dict[str, Method]) -> dict[str, Any]:
         "name": data.name,
         "half": data.half,
         "n": data.n,
-        "bursts": int(len(np.unique(data.truth))),
+        "bursts": len(np.unique(data.truth)),
         "links": {name: link_quality(data, finder(data)) for name, finder in FINDERS.items()},
         "targets": [],
     }
@@ -298,7 +298,9 @@ def run_one(data: SweepData, methods: dict[str, Method]) -> dict[str, Any]:
             score(data, np.random.default_rng(s).choice(data.n, count, replace=False))
             for s in range(RANDOM_SEEDS)
         ]
-        rows["random"] = {k: float(np.mean([r[k] for r in random_scores])) for k in random_scores[0]}
+        rows["random"] = {
+            k: float(np.mean([r[k] for r in random_scores])) for k in random_scores[0]
+        }
         for name, method in methods.items():
             rows[name] = score(data, method(data, count, SELECTION_SEED))
         if reference is not None:
@@ -314,23 +316,27 @@ def run_one(data: SweepData, methods: dict[str, Method]) -> dict[str, Any]:
     return report
 
 
+def _verdict(result: dict[str, bool]) -> str:
+    failed = [key for key, value in result.items() if not value]
+    return "FAIL(" + ",".join(failed) + ")" if failed else "ok"
+
+
 def print_report(report: dict[str, Any]) -> None:
     links = "  ".join(
         f"{name}: recall {q['recall']:.3f} precision {q['precision']:.3f} "
         f"({q['found']:.0f} found of {q['true']:.0f})"
         for name, q in report["links"].items()
     )
-    print(f"\n=== {report['name']} ({report['half']}) {report['n']} images, {report['bursts']} bursts")
+    print(
+        f"\n=== {report['name']} ({report['half']}) {report['n']} images, {report['bursts']} bursts"
+    )
     print(f"  links  {links}")
     for entry in report["targets"]:
         cells = "  ".join(
             f"{m} {r['bursts']:.3f}/{r['rare']:.2f}/{r['pairs']:.0f}"
             for m, r in entry["rows"].items()
         )
-        verdict = " ".join(
-            f"{m}:{'ok' if all(c.values()) else 'FAIL(' + ','.join(k for k, v in c.items() if not v) + ')'}"
-            for m, c in entry["checks"].items()
-        )
+        verdict = " ".join(f"{m}:{_verdict(c)}" for m, c in entry["checks"].items())
         print(f"  {entry['fraction']:>4.0%} n={entry['count']:<4} {cells}   [{verdict}]")
 
 
@@ -350,7 +356,6 @@ def sweep(
     sets: list[tuple[str, str, Path]] = []
     for seed in seeds:
         for name in variants:
-            variant = sweep_sets.VARIANTS[name]
             sets.append((f"{name}-s{seed}", "tune" if seed == 0 else "check", data_dir))
     reports = []
     for label, half, _ in sets:

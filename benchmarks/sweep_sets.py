@@ -145,7 +145,7 @@ PALETTES = (
 def _photo(index: int) -> FloatImage | None:
     """A real photograph shipped with scikit-image, or None without it."""
     try:
-        from skimage import data  # noqa: PLC0415
+        from skimage import data
     except ImportError:
         return None
     names = ("coffee", "chelsea", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
@@ -170,9 +170,9 @@ def background(seed: int, camera: int) -> FloatImage:
     palette = np.array(PALETTES[int(rng.integers(len(PALETTES)))], np.float32)
     texture = _noise(rng, SCENE_HEIGHT, SCENE_WIDTH)
     mix = _noise(rng, SCENE_HEIGHT, SCENE_WIDTH, octaves=3)
-    colour = (
-        palette[0] * (1 - mix[..., None]) + palette[1] * mix[..., None]
-    ) * (0.6 + 0.8 * texture[..., None])
+    colour = (palette[0] * (1 - mix[..., None]) + palette[1] * mix[..., None]) * (
+        0.6 + 0.8 * texture[..., None]
+    )
     rows = np.linspace(0, 1, SCENE_HEIGHT, dtype=np.float32)[:, None, None]
     horizon = rng.uniform(0.15, 0.4)
     sky = np.array([150, 175, 205], np.float32) * (0.9 + 0.2 * texture[..., None])
@@ -317,8 +317,8 @@ def render_burst(
         box_h = max(box_w * (animal.aspect + 0.5) / 1.3, 40.0)
         centre_dx = variant.window_drift * box_w * rng.uniform(-1, 1)
         centre_dy = variant.window_drift * box_h * rng.uniform(-1, 1)
-        left = int(round(animal.x - box_w / 2 + centre_dx))
-        top = int(round(animal.y - box_h / 2 + centre_dy - animal.size * animal.aspect * 0.3))
+        left = round(animal.x - box_w / 2 + centre_dx)
+        top = round(animal.y - box_h / 2 + centre_dy - animal.size * animal.aspect * 0.3)
         right, bottom = left + int(box_w), top + int(box_h)
         left, top = max(0, left), max(0, top)
         right, bottom = min(SCENE_WIDTH, right), min(SCENE_HEIGHT, bottom)
@@ -328,7 +328,7 @@ def render_burst(
         noise = rng.normal(0, 3.0, patch.shape).astype(np.float32)
         pixels = np.clip(patch + noise, 0, 255).astype(np.uint8)
         image = Image.fromarray(pixels)
-        scale = target_long / max(image.size) * box_scale ** 0.5
+        scale = target_long / max(image.size) * box_scale**0.5
         size = (max(16, round(image.size[0] * scale)), max(16, round(image.size[1] * scale)))
         frames.append((image.resize(size, Image.Resampling.BILINEAR), quality))
     return frames
@@ -389,10 +389,8 @@ def make_set(root: str | os.PathLike[str], variant: Variant, seed: int) -> Path:
         folder.mkdir(exist_ok=True)
         for frame, (image, quality) in enumerate(frames):
             t = start + frame
-            if per_folder == 1:
-                name = f"IMG_{int(t):07d}.JPG"
-            else:  # several cameras, files named by capture time: they interleave
-                name = f"{int(t):07d}_cam{camera}.jpg"
+            # several cameras in a folder: files named by capture time, so they interleave
+            name = f"IMG_{int(t):07d}.JPG" if per_folder == 1 else f"{int(t):07d}_cam{camera}.jpg"
             buffer = io.BytesIO()
             image.save(buffer, "JPEG", quality=quality)
             (folder / name).write_bytes(buffer.getvalue())

@@ -49,8 +49,9 @@ def _texture(rng: np.random.Generator) -> np.ndarray:
     return (low + (high - low) * total[..., None]).astype(np.float32)
 
 
-def _animal(patch: np.ndarray, left: float, top: float, x: float, y: float, size: float,
-            colour: np.ndarray) -> None:
+def _animal(
+    patch: np.ndarray, left: float, top: float, x: float, y: float, size: float, colour: np.ndarray
+) -> None:
     height, width = patch.shape[:2]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     yy += top

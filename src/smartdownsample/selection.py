@@ -641,7 +641,9 @@ def select_burst_aware(
     if clusters is not None:
         labels = np.asarray(clusters, dtype=np.int64)
         if labels.shape != (count,):
-            raise ValueError(f"clusters must have one label per image ({count}); got {labels.shape}")
+            raise ValueError(
+                f"clusters must have one label per image ({count}); got {labels.shape}"
+            )
         _, unit_cluster, per_cluster = np.unique(
             labels[order[unit_start]], return_inverse=True, return_counts=True
         )
