@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from smartdownsample import downsample
+from smartdownsample.selection import select_burst_aware
 
 N_BURSTS = 24
 FRAMES = (5, 9)  # frames per burst, inclusive
@@ -140,3 +141,21 @@ def test_generated_crops_are_distinct_bursts(tmp_path: Path, seed: int) -> None:
     truth = make_crops(tmp_path, Mode(), seed)
     assert len(set(truth.values())) == N_BURSTS
     assert len(truth) >= N_BURSTS * FRAMES[0]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_clusters_keep_selection_exact_and_deterministic(seed: int) -> None:
+    """With any clusters of consecutive bursts: exactly the target, distinct, repeatable."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    bursts = np.cumsum(rng.random(n) < 0.3).astype(np.int64)
+    starts = np.r_[True, bursts[1:] != bursts[:-1]]
+    clusters = np.cumsum(starts & (rng.random(n) < 0.5)).astype(np.int64)
+    clusters -= clusters[0]
+    buckets = rng.integers(0, 5, size=n)
+    target = int(rng.integers(0, n + 2))
+    picked = select_burst_aware(buckets, bursts, target, seed, clusters=clusters)
+    assert len(picked) == min(target, n)
+    assert len(np.unique(picked)) == len(picked)
+    again = select_burst_aware(buckets, bursts, target, seed, clusters=clusters)
+    assert np.array_equal(picked, again)
