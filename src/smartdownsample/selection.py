@@ -313,14 +313,21 @@ bursts). 1.0 gives the spec's proportional shares."""
 
 
 def _unit_quotas(
-    sizes: IntArray, units: IntArray, target: int, keys: IntArray, weight_power: float
+    sizes: IntArray,
+    units: IntArray,
+    target: int,
+    keys: IntArray,
+    weight_power: float,
+    groups: IntArray | None = None,
 ) -> IntArray:
-    """Per-bucket quotas counted in bursts first, then in images.
+    """Per-bucket quotas counted in clusters, then in bursts, then in images.
 
-    Every bucket gets one pick, then the picks up to the number of bursts are
-    shared in proportion to ``size ** weight_power``, never more than a bucket
-    has bursts; only when every burst has a pick are the rest shared in
-    proportion to size, never more than a bucket's unpicked frames.
+    Every bucket gets one pick, then the picks up to the number of clusters
+    (``groups``; default: one per burst) are shared in proportion to ``size **
+    weight_power``, never more than a bucket has clusters; then, up to the
+    number of bursts, never more than a bucket has bursts; only when every
+    burst has a pick are the rest shared in proportion to size, never more
+    than a bucket's unpicked frames.
     """
     total = int(sizes.sum())
     target = min(target, total)
@@ -330,12 +337,16 @@ def _unit_quotas(
     if target < len(keys):
         quotas[spread_buckets(keys, sizes, target)] = 1
         return quotas
-    first = min(target, int(units.sum()))
-    quotas[:] = 1
+    groups = units if groups is None else groups
     weights = np.power(sizes.astype(np.float64), weight_power)
-    quotas += proportional_shares(weights, first - len(keys), units - 1)
-    if target > first:
-        quotas += proportional_shares(sizes, target - first, sizes - units)
+    quotas[:] = 1
+    first = min(target, int(groups.sum()))
+    quotas += proportional_shares(weights, first - len(keys), groups - 1)
+    second = min(target, int(units.sum()))
+    if second > first:
+        quotas += proportional_shares(weights, second - first, units - groups)
+    if target > second:
+        quotas += proportional_shares(sizes, target - second, sizes - units)
     return quotas
 
 
@@ -535,6 +546,36 @@ def weighted_stride_positions(
     return chosen
 
 
+def _one_unit_per_group(
+    starts: IntArray, end: int, weights: NDArray[np.float64], picks: int, offset: float
+) -> IntArray:
+    """Stride over groups of consecutive units (``starts``, up to ``end``), one unit each.
+
+    A group weighs as much as its heaviest unit; a chosen group gives its
+    heaviest unit (ties: the one nearest its middle).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _one_unit_per_group(np.array([0, 3, 4]), 6, np.ones(6), 2, 0.5).tolist()
+    [1, 4]
+    """
+    ends = np.r_[starts[1:], end]
+    group_weight = np.maximum.reduceat(weights[:end], starts)
+    chosen = weighted_stride_positions(group_weight, picks, offset)
+    lengths = ends - starts
+    members = np.repeat(chosen, lengths[chosen])
+    position = np.arange(len(members)) - np.repeat(
+        np.cumsum(lengths[chosen]) - lengths[chosen], lengths[chosen]
+    )
+    unit = starts[members] + position
+    middle = (lengths[members] - 1) / 2.0
+    best = np.lexsort((np.abs(position - middle), -weights[unit], members))
+    first = np.r_[True, members[best][1:] != members[best][:-1]]
+    result: IntArray = np.sort(unit[best][first])
+    return result
+
+
 def select_burst_aware(
     bucket_of: NDArray[np.integer],
     burst_of: NDArray[np.integer],
@@ -555,10 +596,11 @@ def select_burst_aware(
     more, spread evenly over their frames.
 
     With ``clusters`` (:func:`.bursts.find_clusters`: runs of bursts that may
-    be one burst the finder split), a cluster's bursts share one home bucket
-    and one burst's weight in the stride: a cluster gets at most one pick
-    while the stride's step is at least a burst's weight, so a missed burst
-    link does not turn into two picks of one burst.
+    be one burst the finder split), a cluster's bursts share one home bucket,
+    quotas are counted in clusters first and the stride runs over a bucket's
+    clusters (each weighs as much as its rarest burst, and gives that burst):
+    no cluster gets a second pick before every cluster has one, so a missed
+    burst link does not turn into two picks of one burst.
 
     Parameters
     ----------
@@ -623,44 +665,57 @@ def select_burst_aware(
     unit_home = grouped_home[unit_start]
     keys, first_unit, units = np.unique(unit_home, return_index=True, return_counts=True)
     sizes = np.bincount(np.searchsorted(keys, grouped_home), minlength=len(keys)).astype(np.int64)
-    quotas = _unit_quotas(
-        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power
-    )
-    offsets = bucket_offsets(keys.astype(np.int64), seed)
-    shares = np.zeros(len(unit_start), dtype=np.int64)
     middles = order[unit_start + (unit_size - 1) // 2]
-    unit_colour = None
-    if colour is not None:
-        colours = np.asarray(colour, dtype=np.float64)
-        if colours.shape != (count, 3):
-            raise ValueError(
-                f"colour must be one RGB mean per image, shape ({count}, 3); got {colours.shape}"
-            )
-        unit_colour = colours[middles]
-    unit_share = np.ones(len(unit_start), dtype=np.float64)
+    # Cluster of every unit: its units are consecutive inside its (one) home bucket.
+    unit_group = np.arange(len(unit_start), dtype=np.int64)
     if clusters is not None:
         labels = np.asarray(clusters, dtype=np.int64)
         if labels.shape != (count,):
             raise ValueError(
                 f"clusters must have one label per image ({count}); got {labels.shape}"
             )
-        _, unit_cluster, per_cluster = np.unique(
-            labels[order[unit_start]], return_inverse=True, return_counts=True
-        )
-        unit_share = 1.0 / per_cluster[unit_cluster.reshape(-1)]
+        unit_group = labels[middles]
+    group_first = np.r_[
+        True,
+        (unit_group[1:] != unit_group[:-1]) | (unit_home[1:] != unit_home[:-1]),
+    ]
+    groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys)).astype(
+        np.int64
+    )
+    quotas = _unit_quotas(
+        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups
+    )
+    offsets = bucket_offsets(keys.astype(np.int64), seed)
+    shares = np.zeros(len(unit_start), dtype=np.int64)
+    unit_weight = np.ones(len(unit_start), dtype=np.float64)
+    if colour is not None:
+        colours = np.asarray(colour, dtype=np.float64)
+        if colours.shape != (count, 3):
+            raise ValueError(
+                f"colour must be one RGB mean per image, shape ({count}, 3); got {colours.shape}"
+            )
+        for index in range(len(keys)):
+            lo = int(first_unit[index])
+            hi = lo + int(units[index])
+            unit_weight[lo:hi] = rarity_weights(colours[middles[lo:hi]])
     if target < len(keys):
         spread = _spread_singles(middles, first_unit, units, sizes, keys, quotas, offsets)
         shares[spread] = 1
         quotas = np.zeros_like(quotas)
+    group_start = np.flatnonzero(group_first)
     for index, quota in enumerate(quotas):
         if quota == 0:
             continue
         lo = int(first_unit[index])
         hi = lo + int(units[index])
-        if quota <= units[index]:
-            weights = unit_share[lo:hi] * (
-                1.0 if unit_colour is None else rarity_weights(unit_colour[lo:hi])
-            )
+        if quota <= groups[index]:
+            starts = group_start[
+                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
+            ]
+            chosen = _one_unit_per_group(starts, hi, unit_weight, int(quota), float(offsets[index]))
+            shares[chosen] = 1
+        elif quota <= units[index]:
+            weights = unit_weight[lo:hi]
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
         else:
             sizes_here = unit_size[lo:hi]
