@@ -404,3 +404,32 @@ def summarise(reports: Sequence[dict[str, Any]]) -> None:
             f"({worst['name']}), worst precision "
             f"{min(r['links'][finder]['precision'] for r in reports):.3f}"
         )
+
+
+def markdown_table(reports: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """One row per set and target: bursts / rare / pairs of each method, link quality."""
+    head = ["set", "half", "target", "links R/P"] + [f"{m} bursts/rare/pairs" for m in methods]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for report in reports:
+        quality = report["links"]["default"]
+        links = f"{quality['recall']:.3f}/{quality['precision']:.3f}"
+        for entry in report["targets"]:
+            cells = [report["name"], report["half"], f"{entry['fraction']:.0%}", links]
+            for method in methods:
+                row = entry["rows"].get(method)
+                cells.append(
+                    "-"
+                    if row is None
+                    else f"{row['bursts']:.3f}/{row['rare']:.2f}/{row['pairs']:.0f}"
+                )
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    with open(sys.argv[1]) as source:
+        loaded = json.load(source)
+    chosen = sys.argv[2].split(",") if len(sys.argv) > 2 else ["default", "stride", "random"]
+    print(markdown_table(loaded, chosen))

@@ -576,6 +576,43 @@ def _one_unit_per_group(
     return result
 
 
+def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: int) -> IntArray:
+    """``picks`` distinct units from groups of consecutive units, at least one per group.
+
+    Beyond one pick per group, groups get picks in proportion to their frames
+    (largest remainder, at most one per unit), and a group's picks are its
+    units spread evenly over its frames, first to last, as a stride over
+    natural order would: a cluster that merged several bursts gets its
+    picks on different ones; one burst split into pieces gets no more than
+    its frames' share.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sizes = np.array([5, 5, 2, 8, 1, 1])       # groups: units 0-1, 2-3, 4-5
+    >>> _spread_over_groups(np.array([0, 2, 4]), 6, sizes, 4).tolist()
+    [0, 1, 3, 5]
+    """
+    ends = np.r_[starts[1:], end]
+    counts = ends - starts
+    frames = np.add.reduceat(unit_size[:end], starts)
+    extra = proportional_shares(frames, picks - len(starts), counts - 1)
+    # One pick: the unit under the group's middle frame (weighted_stride_positions
+    # with one pick), for all such groups at once; more: one stride per group.
+    first = int(starts[0])
+    unit_ends = np.cumsum(unit_size[first:end])
+    before = np.r_[0, np.cumsum(frames)[:-1]]
+    single = extra == 0
+    middle = before[single] + 0.5 * frames[single]
+    chosen = [first + np.searchsorted(unit_ends, middle, side="right")]
+    chosen += [
+        int(starts[g]) + weighted_stride_positions(unit_size[starts[g] : ends[g]], 1 + int(k))
+        for g, k in zip(np.flatnonzero(~single), extra[~single], strict=True)
+    ]
+    result: IntArray = np.sort(np.concatenate(chosen))
+    return result
+
+
 def select_burst_aware(
     bucket_of: NDArray[np.integer],
     burst_of: NDArray[np.integer],
@@ -714,6 +751,11 @@ def select_burst_aware(
             ]
             chosen = _one_unit_per_group(starts, hi, unit_weight, int(quota), float(offsets[index]))
             shares[chosen] = 1
+        elif clusters is not None and quota <= units[index]:
+            starts = group_start[
+                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
+            ]
+            shares[_spread_over_groups(starts, hi, unit_size, int(quota))] = 1
         elif quota <= units[index]:
             weights = unit_weight[lo:hi]
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
