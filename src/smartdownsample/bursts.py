@@ -75,6 +75,7 @@ __all__ = [
     "BURST_MAX_SECONDS",
     "BURST_TIMED_MAX_COLOUR_SHIFT",
     "CLUSTER_EVIDENCE",
+    "CLUSTER_SIZE_CAP",
     "EVIDENCE_AREA_SCALE",
     "EVIDENCE_ASPECT_SCALE",
     "EVIDENCE_COLOUR_SCALE",
@@ -151,6 +152,13 @@ CLUSTER_EVIDENCE = 1.5
 cluster (:func:`find_clusters`): looser than a link (1.0), so that the
 boundary of a burst the finder split is almost always inside a cluster, while
 scenes, animals and exposures that clearly differ stay apart."""
+
+CLUSTER_SIZE_CAP = 0.5
+"""Most that size and aspect changes add to the evidence across a cluster
+boundary: a crop rescaled, or a box that jumps in size, must not alone keep
+two pieces of one burst apart. Merging too much costs little: beyond one
+pick per cluster, a cluster's picks are spread over its frames as a stride
+would spread them (see :func:`.selection.select_burst_aware`)."""
 
 _BRIDGE = 2
 """Links are also tested between images this far apart (``i`` and ``i - 2``):
@@ -267,12 +275,14 @@ def link_evidence(
     log_area: NDArray[np.floating] | None = None,
     log_aspect: NDArray[np.floating] | None = None,
     step: int = 1,
+    size_cap: float = np.inf,
 ) -> NDArray[np.float64]:
     """Combined distance of images ``k`` and ``k + step``: 1 is a link's limit.
 
     ``shifted_hamming / EVIDENCE_HAMMING_SCALE + colour shift /
     EVIDENCE_COLOUR_SCALE`` plus, with sizes, ``|change of log area| /
-    EVIDENCE_AREA_SCALE + |change of log aspect| / EVIDENCE_ASPECT_SCALE``.
+    EVIDENCE_AREA_SCALE + |change of log aspect| / EVIDENCE_ASPECT_SCALE``
+    (the size terms together at most ``size_cap``).
 
     Examples
     --------
@@ -290,10 +300,12 @@ def link_evidence(
     shift = np.abs(values[step:] - values[:-step]).max(axis=1)
     total = shifted_hamming(hashes[step:], hashes[:-step]) / EVIDENCE_HAMMING_SCALE
     total += shift / EVIDENCE_COLOUR_SCALE
+    size_terms = np.zeros(len(total), dtype=np.float64)
     for column, scale in ((log_area, EVIDENCE_AREA_SCALE), (log_aspect, EVIDENCE_ASPECT_SCALE)):
         if column is not None:
             logs = np.asarray(column, dtype=np.float64)
-            total += np.abs(logs[step:] - logs[:-step]) / scale
+            size_terms += np.abs(logs[step:] - logs[:-step]) / scale
+    total += np.minimum(size_terms, size_cap)
     return total
 
 
@@ -560,6 +572,7 @@ def find_clusters(
     width: NDArray[np.integer] | None = None,
     height: NDArray[np.integer] | None = None,
     max_evidence: float = CLUSTER_EVIDENCE,
+    size_cap: float = CLUSTER_SIZE_CAP,
 ) -> NDArray[np.int64]:
     """Cluster number of every image: runs of bursts that may be one burst split.
 
@@ -580,6 +593,8 @@ def find_clusters(
         Burst numbers from :func:`find_bursts` (non-decreasing).
     max_evidence : float, default :data:`CLUSTER_EVIDENCE`
         Largest combined evidence across a boundary.
+    size_cap : float, default :data:`CLUSTER_SIZE_CAP`
+        Most that a change of size and aspect adds to the evidence.
 
     Returns
     -------
@@ -607,10 +622,11 @@ def find_clusters(
     hashes = np.asarray(dhash).astype(np.uint64, copy=False)
     colours = np.asarray(mean_rgb, dtype=np.float64).reshape(count, 3)
     links[1:] = labels[1:] == labels[:-1]
-    close = link_evidence(hashes, colours, log_area, log_aspect, 1) <= max_evidence
+    close = link_evidence(hashes, colours, log_area, log_aspect, 1, size_cap) <= max_evidence
     links[1:] |= close & (folders[1:] == folders[:-1])
     if count > _BRIDGE:
-        bridged = link_evidence(hashes, colours, log_area, log_aspect, _BRIDGE) <= max_evidence
+        bridged = link_evidence(hashes, colours, log_area, log_aspect, _BRIDGE, size_cap)
+        bridged = bridged <= max_evidence
         bridged &= folders[_BRIDGE:] == folders[:-_BRIDGE]
         links[1:-1] |= bridged
         links[2:] |= bridged
