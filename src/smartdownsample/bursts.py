@@ -625,9 +625,8 @@ def find_clusters(
     close = link_evidence(hashes, colours, log_area, log_aspect, 1, size_cap) <= max_evidence
     links[1:] |= close & (folders[1:] == folders[:-1])
     if count > _BRIDGE:
-        bridged = link_evidence(hashes, colours, log_area, log_aspect, _BRIDGE, size_cap)
-        bridged = bridged <= max_evidence
-        bridged &= folders[_BRIDGE:] == folders[:-_BRIDGE]
+        evidence = link_evidence(hashes, colours, log_area, log_aspect, _BRIDGE, size_cap)
+        bridged = (evidence <= max_evidence) & (folders[_BRIDGE:] == folders[:-_BRIDGE])
         links[1:-1] |= bridged
         links[2:] |= bridged
     return _labels(links)

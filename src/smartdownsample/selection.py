@@ -606,7 +606,8 @@ def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: 
     middle = before[single] + 0.5 * frames[single]
     chosen = [first + np.searchsorted(unit_ends, middle, side="right")]
     chosen += [
-        int(starts[g]) + weighted_stride_positions(unit_size[starts[g] : ends[g]], 1 + int(k))
+        int(starts[g])
+        + weighted_stride_positions(unit_size[starts[g] : ends[g]].astype(np.float64), 1 + int(k))
         for g, k in zip(np.flatnonzero(~single), extra[~single], strict=True)
     ]
     result: IntArray = np.sort(np.concatenate(chosen))
