@@ -325,7 +325,9 @@ def _unit_quotas(
     Every bucket gets one pick, then the picks up to the number of clusters
     (``groups``; default: one per burst) are shared in proportion to ``size **
     weight_power``, never more than a bucket has clusters; then, up to the
-    number of bursts, never more than a bucket has bursts; only when every
+    number of bursts, in proportion to size, never more than a bucket has
+    bursts (a cluster's further picks are spread over its frames like a
+    stride's, so they follow frames as a stride's do); only when every
     burst has a pick are the rest shared in proportion to size, never more
     than a bucket's unpicked frames.
     """
@@ -343,8 +345,8 @@ def _unit_quotas(
     first = min(target, int(groups.sum()))
     quotas += proportional_shares(weights, first - len(keys), groups - 1)
     second = min(target, int(units.sum()))
-    if second > first:
-        quotas += proportional_shares(weights, second - first, units - groups)
+    if second > first:  # beyond one per cluster, picks follow frames, as a stride's do
+        quotas += proportional_shares(sizes, second - first, units - groups)
     if target > second:
         quotas += proportional_shares(sizes, target - second, sizes - units)
     return quotas
