@@ -23,6 +23,9 @@ that order. Two strategies:
     the images' mean colours, the stride inside a bucket is weighted so that
     a burst of unusual colour for its bucket (fog, sunset, a covered lens) is
     up to four times as likely to be picked (:func:`rarity_weights`).
+    Given clusters of bursts that may be one burst split by a missed link
+    (:func:`.bursts.find_clusters`), quotas count clusters first and a
+    cluster's picks beyond its first follow its frames, as a stride's would.
 
 When ``target`` is smaller than the number of buckets, buckets are chosen by
 farthest-point traversal over their features: the largest bucket first, then
