@@ -201,7 +201,7 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
     buckets = bucket_ids(feats).astype(np.int64)
     sizes = {"width": feats["width"], "height": feats["height"]}
     bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast, **sizes)
-    clusters = find_clusters(folders, dhash, mean_rgb, bursts, **sizes)
+    clusters = find_clusters(folders, dhash, mean_rgb, bursts, capture_time=capture_time, **sizes)
     check_selection = np.sort(position[np.flatnonzero(result.selected)])
     # Which variant does the pipeline run? (with or without the colour weighting)
     pipeline_colour = None
@@ -558,6 +558,7 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
         bursts,
         width=rows["width"],
         height=rows["height"],
+        capture_time=rows["capture_time"],
     )
     timings["find_clusters"] = time.perf_counter() - started
     started = time.perf_counter()

@@ -135,7 +135,13 @@ def bursts_default(data: SweepData, evidence: bool = True) -> IntArray:
 def clusters_of(data: SweepData, bursts: IntArray) -> IntArray:
     f = data.feats
     return find_clusters(
-        data.folders, f["dhash"], f["mean_rgb"], bursts, width=f["width"], height=f["height"]
+        data.folders,
+        f["dhash"],
+        f["mean_rgb"],
+        bursts,
+        width=f["width"],
+        height=f["height"],
+        capture_time=f["capture_time"],
     )
 
 

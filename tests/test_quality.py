@@ -130,7 +130,14 @@ def test_with_contrast_and_colour_the_default_meets_the_issue_bar(
         contrast=contrast,
         **sizes,
     )
-    clusters = find_clusters(folders, feats["dhash"], feats["mean_rgb"], bursts, **sizes)
+    clusters = find_clusters(
+        folders,
+        feats["dhash"],
+        feats["mean_rgb"],
+        bursts,
+        capture_time=feats["capture_time"],
+        **sizes,
+    )
     buckets = bucket_ids(feats).astype(np.int64)
     natural = Truth(truth.burst[order], truth.rare[order])
     for fraction in TARGETS:

@@ -387,6 +387,7 @@ def downsample(
                 bursts,
                 width=feats["width"],
                 height=feats["height"],
+                capture_time=feats["capture_time"],
             )
             used_buckets = home_buckets(raw_buckets, clusters)
             picked = select_burst_aware(

@@ -573,6 +573,8 @@ def find_clusters(
     height: NDArray[np.integer] | None = None,
     max_evidence: float = CLUSTER_EVIDENCE,
     size_cap: float = CLUSTER_SIZE_CAP,
+    capture_time: NDArray[np.floating] | None = None,
+    max_seconds: float = BURST_MAX_SECONDS,
 ) -> NDArray[np.int64]:
     """Cluster number of every image: runs of bursts that may be one burst split.
 
@@ -582,8 +584,9 @@ def find_clusters(
     side of their boundary are within ``max_evidence`` (:func:`link_evidence`),
     or when the frame before the boundary and the one after the next frame
     are (a single odd frame at the cut). Every burst lies in one cluster.
-    Capture times are not used: a timed cut is a sure one, but so few crops
-    keep their EXIF that a cluster of two timed bursts costs little.
+    Given capture times, a boundary between two timed images more than
+    ``max_seconds`` apart is never bridged: time decides, as in
+    :func:`find_bursts`.
 
     Parameters
     ----------
@@ -595,6 +598,10 @@ def find_clusters(
         Largest combined evidence across a boundary.
     size_cap : float, default :data:`CLUSTER_SIZE_CAP`
         Most that a change of size and aspect adds to the evidence.
+    capture_time : numpy.ndarray, optional
+        EXIF capture time in seconds, NaN where unknown.
+    max_seconds : float, default :data:`BURST_MAX_SECONDS`
+        Largest time gap bridged between timed images.
 
     Returns
     -------
@@ -609,6 +616,10 @@ def find_clusters(
     >>> find_clusters(np.zeros(4, int), np.zeros(4, np.uint64), grey,
     ...               np.array([0, 0, 1, 2]), width=sides, height=sides).tolist()
     [0, 0, 0, 1]
+    >>> find_clusters(np.zeros(4, int), np.zeros(4, np.uint64), grey,
+    ...               np.array([0, 0, 1, 2]), width=sides, height=sides,
+    ...               capture_time=np.array([0.0, 1.0, 300.0, 301.0])).tolist()
+    [0, 0, 1, 2]
     """
     count = len(folder_ids)
     labels = np.asarray(bursts, dtype=np.int64)
@@ -622,11 +633,16 @@ def find_clusters(
     hashes = np.asarray(dhash).astype(np.uint64, copy=False)
     colours = np.asarray(mean_rgb, dtype=np.float64).reshape(count, 3)
     links[1:] = labels[1:] == labels[:-1]
-    close = link_evidence(hashes, colours, log_area, log_aspect, 1, size_cap) <= max_evidence
-    links[1:] |= close & (folders[1:] == folders[:-1])
-    if count > _BRIDGE:
-        evidence = link_evidence(hashes, colours, log_area, log_aspect, _BRIDGE, size_cap)
-        bridged = (evidence <= max_evidence) & (folders[_BRIDGE:] == folders[:-_BRIDGE])
-        links[1:-1] |= bridged
-        links[2:] |= bridged
+    times = np.full(count, np.nan) if capture_time is None else np.asarray(capture_time, float)
+    if times.shape != (count,):
+        raise ValueError(f"capture_time must have one value per image ({count}), got {times.shape}")
+    for step in (1, _BRIDGE):
+        if count <= step:
+            break
+        close = link_evidence(hashes, colours, log_area, log_aspect, step, size_cap) <= max_evidence
+        close &= folders[step:] == folders[:-step]
+        close &= ~(np.abs(times[step:] - times[:-step]) > max_seconds)  # NaN: untimed, allowed
+        links[step:] |= close
+        if step == _BRIDGE:  # joins k and k + 2, hence the link into k + 1 too
+            links[1:-1] |= close
     return _labels(links)
