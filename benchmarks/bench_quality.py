@@ -44,6 +44,8 @@ Usage::
     python benchmarks/bench_quality.py                       # default sizes
     python benchmarks/bench_quality.py --sets crops:2000 --targets 0.05,0.1
     python benchmarks/bench_quality.py --sets frames:1000 --reference-max 0
+    python benchmarks/bench_quality.py --sweep                 # robustness sweep
+    python benchmarks/bench_quality.py --sweep --variants base,drift20 --sweep-seeds 0
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from numpy.typing import NDArray
 
 from smartdownsample.api import downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import find_bursts
+from smartdownsample.bursts import find_bursts, find_clusters
 from smartdownsample.features import DHASH64_SIZE, LUMA_SCALE, area_sums, luma
 from smartdownsample.loading import decode_file, thumbnail_side
 from smartdownsample.selection import (
@@ -116,6 +118,7 @@ class Prepared:
     folder: IntArray
     buckets: IntArray
     bursts: IntArray  # as the pipeline finds them
+    clusters: IntArray  # runs of bursts that may be one (the pipeline's find_clusters)
     pipeline_colour: bool  # whether the pipeline weighs the in-bucket stride by colour
     proposed_bursts: IntArray | None  # with the contrast feature, when the pipeline lacks it
     proposed_colour: bool  # the proposed selection weighs by colour
@@ -196,13 +199,20 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
     has_contrast = "contrast" in names
     contrast = feats["contrast"].astype(np.float32) if has_contrast else None
     buckets = bucket_ids(feats).astype(np.int64)
-    bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast)
+    sizes = {"width": feats["width"], "height": feats["height"]}
+    bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast, **sizes)
+    clusters = find_clusters(folders, dhash, mean_rgb, bursts, capture_time=capture_time, **sizes)
     check_selection = np.sort(position[np.flatnonzero(result.selected)])
     # Which variant does the pipeline run? (with or without the colour weighting)
     pipeline_colour = None
     for colour in (True, False):
         picked = select_burst_aware(
-            buckets, bursts, check_target, SELECTION_SEED, colour=mean_rgb if colour else None
+            buckets,
+            bursts,
+            check_target,
+            SELECTION_SEED,
+            colour=mean_rgb if colour else None,
+            clusters=clusters,
         )
         if np.array_equal(picked, check_selection):
             pipeline_colour = colour
@@ -222,6 +232,7 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
         paths=sorted_paths,
         true_burst=ds.column("burst_id")[order].astype(np.int64),
         location=location_codes.astype(np.int64),
+        clusters=clusters,
         rare=ds.column("is_rare")[order],
         dhash=dhash,
         mean_rgb=mean_rgb,
@@ -298,7 +309,9 @@ def method_spec(data: Prepared, target: int, seed: int) -> IntArray:
 def method_burst(data: Prepared, target: int, seed: int) -> IntArray:
     """strategy="burst" exactly as :func:`smartdownsample.downsample` runs it now."""
     colour = data.mean_rgb if data.pipeline_colour else None
-    return select_burst_aware(data.buckets, data.bursts, target, seed, colour=colour)
+    return select_burst_aware(
+        data.buckets, data.bursts, target, seed, colour=colour, clusters=data.clusters
+    )
 
 
 def method_burst_proposed(data: Prepared, target: int, seed: int) -> IntArray:
@@ -507,7 +520,12 @@ def synthetic_rows(n: int, seed: int = 0) -> dict[str, NDArray[Any]]:
     buckets[flip_bucket] = rng.choice(keys, size=int(flip_bucket.sum()))
     folder = np.cumsum(rng.random(n) < 1e-3).astype(np.int64)
     contrast = rng.uniform(0.2, 20.0, size=n_bursts)[burst].astype(np.float32)
+    side = rng.integers(64, 601, size=n_bursts)[burst]
+    width = (side * rng.uniform(0.95, 1.05, size=n)).astype(np.int32)
+    height = (side * rng.uniform(0.7, 0.8, size=n)).astype(np.int32)
     return {
+        "width": width,
+        "height": height,
         "contrast": contrast,
         "folder": folder,
         "dhash": dhash,
@@ -528,11 +546,24 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
         rows["mean_rgb"],
         rows["capture_time"],
         contrast=rows["contrast"],
+        width=rows["width"],
+        height=rows["height"],
     )
     timings["find_bursts"] = time.perf_counter() - started
     started = time.perf_counter()
+    clusters = find_clusters(
+        rows["folder"],
+        rows["dhash"],
+        rows["mean_rgb"],
+        bursts,
+        width=rows["width"],
+        height=rows["height"],
+        capture_time=rows["capture_time"],
+    )
+    timings["find_clusters"] = time.perf_counter() - started
+    started = time.perf_counter()
     picked = select_burst_aware(
-        rows["buckets"], bursts, target, SELECTION_SEED, colour=rows["mean_rgb"]
+        rows["buckets"], bursts, target, SELECTION_SEED, colour=rows["mean_rgb"], clusters=clusters
     )
     timings["select_burst_aware"] = time.perf_counter() - started
     assert len(picked) == target
@@ -542,7 +573,7 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
     print(f"\nSelection stage on {TIMING_ROWS:,} synthetic feature rows (target 10%):")
     for key, value in timings.items():
         print(f"  {key:<20} {value:7.2f} s")
-    burst_total = timings["find_bursts"] + timings["select_burst_aware"]
+    burst_total = timings["find_bursts"] + timings["find_clusters"] + timings["select_burst_aware"]
     print(f"  {'burst total':<20} {burst_total:7.2f} s")
     if decode_per_image:
         decode = decode_per_image * TIMING_ROWS
@@ -595,7 +626,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spread-sample", type=int, default=5000, help="images for spread")
     parser.add_argument("--json", default=str(RESULTS_DIR / "quality.json"), help="output JSON")
     parser.add_argument("--no-timing", action="store_true", help="skip the 1M-row timing")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run the robustness sweep (sweep_sets.py variants + real photographs) instead",
+    )
+    parser.add_argument(
+        "--variants", default="", help="--sweep: comma-separated variant names (default: all)"
+    )
+    parser.add_argument(
+        "--no-real", action="store_true", help="--sweep: leave out the real photographs"
+    )
+    parser.add_argument(
+        "--sweep-seeds",
+        default="0,1",
+        help="--sweep: data seeds (0: the tuning half, 1: the check half)",
+    )
     args = parser.parse_args(argv)
+    if args.sweep:
+        return run_sweep(args)
 
     targets = [float(t) for t in args.targets.split(",")]
     data_seeds = [int(s) for s in args.data_seeds.split(",")]
@@ -631,6 +680,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dump(report, handle, indent=1)
     os.replace(tmp, out)
     print(f"wrote {out}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``--sweep``: the variants of ``sweep_sets.py`` (``--sweep-seeds``: 0 is the tuning
+    half, 1 the check half) and the real photographs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import sweep_bench
+    import sweep_sets
+
+    variants = args.variants.split(",") if args.variants else list(sweep_sets.VARIANTS)
+    seeds = [int(s) for s in args.sweep_seeds.split(",")]
+    out = Path(args.json)
+    if out == RESULTS_DIR / "quality.json":
+        out = RESULTS_DIR / "sweep.json"
+    sweep_bench.sweep(Path(args.data_dir), variants, seeds, args.workers, not args.no_real, out)
     return 0
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from smartdownsample import SelectionResult, downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import find_bursts
+from smartdownsample.bursts import find_bursts, find_clusters
 from smartdownsample.features import DHASH64_SIZE, LUMA_SCALE, area_sums, luma
 from smartdownsample.loading import decode_file, thumbnail_side
 from smartdownsample.selection import select_burst_aware, select_by_buckets, stride_positions
@@ -121,15 +121,31 @@ def test_with_contrast_and_colour_the_default_meets_the_issue_bar(
     folders = np.unique([p.rsplit("/", 1)[0] for p in paths], return_inverse=True)[1]
     names = feats.dtype.names or ()
     contrast = feats["contrast"] if "contrast" in names else dhash_contrast(paths)
+    sizes = {"width": feats["width"], "height": feats["height"]}
     bursts = find_bursts(
-        folders, feats["dhash"], feats["mean_rgb"], feats["capture_time"], contrast=contrast
+        folders,
+        feats["dhash"],
+        feats["mean_rgb"],
+        feats["capture_time"],
+        contrast=contrast,
+        **sizes,
+    )
+    clusters = find_clusters(
+        folders,
+        feats["dhash"],
+        feats["mean_rgb"],
+        bursts,
+        capture_time=feats["capture_time"],
+        **sizes,
     )
     buckets = bucket_ids(feats).astype(np.int64)
     natural = Truth(truth.burst[order], truth.rare[order])
     for fraction in TARGETS:
         target = round(fraction * N_IMAGES)
         default = natural.scores(
-            select_burst_aware(buckets, bursts, target, SEED, colour=feats["mean_rgb"])
+            select_burst_aware(
+                buckets, bursts, target, SEED, colour=feats["mean_rgb"], clusters=clusters
+            )
         )
         stride = natural.scores(stride_positions(N_IMAGES, target, 0.5))
         spec = natural.scores(select_by_buckets(buckets, target, SEED))

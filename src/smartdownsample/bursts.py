@@ -17,6 +17,19 @@ change always breaks a burst) and:
   :data:`BURST_FLAT_CONTRAST`), its dHash is noise and colour alone decides
   (within :data:`BURST_FLAT_MAX_COLOUR_SHIFT`).
 
+Given the images' sizes, untimed pairs that fail those limits get a second
+hearing on *combined evidence* (:func:`link_evidence`), built from signals
+that survive a crop window re-centring on a moving animal: the dHash distance
+at the best shift of one grid cell (:func:`shifted_hamming`: the background
+slides, the pattern moves with it), the colour shift, and the change of area
+and of aspect ratio (a detector's box grows and shrinks a little between
+frames; two animals' boxes differ a lot). Sizes are required: at the best
+shift, hash and colour alone separate too few unrelated neighbours. Each signal is
+divided by its scale (:data:`EVIDENCE_HAMMING_SCALE`,
+:data:`EVIDENCE_COLOUR_SCALE`, :data:`EVIDENCE_AREA_SCALE`,
+:data:`EVIDENCE_ASPECT_SCALE`) and the pair is linked when the sum is at most
+1: a pair that is far on one signal must be close on the others.
+
 An image is also linked across one odd neighbour: if image ``i`` matches
 image ``i - 2`` (same folder, same rules), ``i - 2``, ``i - 1`` and ``i`` are
 one burst, so a single blurred or mis-exposed frame does not cut a burst in
@@ -31,6 +44,18 @@ unrelated untimed neighbours in a folder are linked.
 
 The result is a burst number per image, increasing in natural order. It costs
 a few vectorised passes: linear in the number of images.
+
+Defence in depth: a link the finder misses splits a burst in two, and a
+selection could pick both halves. :func:`find_clusters` groups consecutive
+bursts of a folder whose boundary still looks like a possible link (combined
+evidence up to :data:`CLUSTER_EVIDENCE`, looser than a link): the selection
+gives a cluster of bursts no more weight than one burst while picks are
+scarce (see :func:`.selection.select_burst_aware`), so a missed link costs at
+most a second pick once every cluster has one.
+
+Thresholds were chosen on half of the robustness sweep of
+``benchmarks/bench_quality.py --sweep`` (data seed 0 of every variant) and
+checked on the other half and on real photographs.
 """
 
 from __future__ import annotations
@@ -49,10 +74,19 @@ __all__ = [
     "BURST_MAX_HAMMING",
     "BURST_MAX_SECONDS",
     "BURST_TIMED_MAX_COLOUR_SHIFT",
+    "CLUSTER_EVIDENCE",
+    "CLUSTER_SIZE_CAP",
+    "EVIDENCE_AREA_SCALE",
+    "EVIDENCE_ASPECT_SCALE",
+    "EVIDENCE_COLOUR_SCALE",
+    "EVIDENCE_HAMMING_SCALE",
     "BurstRules",
     "burst_links",
     "find_bursts",
+    "find_clusters",
+    "link_evidence",
     "pair_matches",
+    "shifted_hamming",
 ]
 
 BURST_MAX_HAMMING = 22
@@ -92,6 +126,40 @@ BURST_FLAT_MAX_COLOUR_SHIFT = 24.0
 flat and untimed: colour is all there is to judge them on, and a blown-out or
 covered lens swings in exposure more than a textured scene."""
 
+EVIDENCE_HAMMING_SCALE = 50.0
+"""Shift-tolerant dHash distance (:func:`shifted_hamming`, of 64) that alone
+uses up the combined evidence of a link. On the tuning half of the sweep,
+frames of a burst under a sliding crop window differ by a median of 15 (99th
+percentile 29) at the best shift; unrelated neighbours in a folder by a median
+of 25, and rarely below 15."""
+
+EVIDENCE_COLOUR_SCALE = 80.0
+"""Channel-mean shift (0-255) that alone uses up the combined evidence:
+burst frames move by a median of 2.4 levels (99th percentile 22, with exposure
+drifting inside a burst); unrelated neighbours by a median of 41."""
+
+EVIDENCE_AREA_SCALE = 1.4
+"""Change of ``log(width * height)`` that alone uses up the combined evidence:
+a detector's box changes its area by a median of 3% between frames of a burst
+(99th percentile 24%); two animals' boxes by a median of 90%."""
+
+EVIDENCE_ASPECT_SCALE = 1.0
+"""Change of ``log(width / height)`` that alone uses up the combined evidence:
+burst frames: median 0.02, 99th percentile 0.14; unrelated: median 0.10."""
+
+CLUSTER_EVIDENCE = 1.5
+"""Combined evidence up to which two consecutive bursts of a folder are one
+cluster (:func:`find_clusters`): looser than a link (1.0), so that the
+boundary of a burst the finder split is almost always inside a cluster, while
+scenes, animals and exposures that clearly differ stay apart."""
+
+CLUSTER_SIZE_CAP = 0.5
+"""Most that size and aspect changes add to the evidence across a cluster
+boundary: a crop rescaled, or a box that jumps in size, must not alone keep
+two pieces of one burst apart. Merging too much costs little: beyond one
+pick per cluster, a cluster's picks are spread over its frames as a stride
+would spread them (see :func:`.selection.select_burst_aware`)."""
+
 _BRIDGE = 2
 """Links are also tested between images this far apart (``i`` and ``i - 2``):
 one odd frame inside a burst does not break it."""
@@ -128,6 +196,9 @@ class BurstRules:
     timed_max_colour_shift: float = BURST_TIMED_MAX_COLOUR_SHIFT
     flat_contrast: float = BURST_FLAT_CONTRAST
     flat_max_colour_shift: float = BURST_FLAT_MAX_COLOUR_SHIFT
+    evidence: float = 1.0
+    """Combined evidence (:func:`link_evidence`) up to which an untimed pair
+    is linked when sizes are given; 0 turns the second hearing off."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +210,119 @@ class _Columns:
     channels: tuple[NDArray[np.float32], ...]
     times: NDArray[np.float64]
     flat: NDArray[np.bool_] | None
+    log_area: NDArray[np.float64] | None
+    log_aspect: NDArray[np.float64] | None
+
+
+_COLUMN_0 = np.uint64(sum(1 << (63 - 8 * row) for row in range(8)))
+"""dHash bits of grid column 0 (position ``8 * row`` sits at bit ``63 - 8 * row``)."""
+_COLUMN_7 = np.uint64(sum(1 << (56 - 8 * row) for row in range(8)))
+"""dHash bits of grid column 7."""
+_ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+_SHIFTS = tuple(
+    (dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+)  # one grid cell in every direction, and none
+
+
+def _shifted(hashes: NDArray[np.uint64], dx: int, dy: int) -> tuple[NDArray[np.uint64], int]:
+    """The dHash grid moved ``dx`` columns right and ``dy`` rows down, and the mask
+    of the bits still inside the grid."""
+    moved = hashes
+    valid = _ALL
+    if dx == 1:
+        moved, valid = (moved >> np.uint64(1)) & ~_COLUMN_0, valid & ~_COLUMN_0
+    elif dx == -1:
+        moved, valid = (moved << np.uint64(1)) & ~_COLUMN_7, valid & ~_COLUMN_7
+    if dy == 1:
+        moved, valid = moved >> np.uint64(8), valid & np.uint64(0x00FF_FFFF_FFFF_FFFF)
+    elif dy == -1:
+        moved, valid = moved << np.uint64(8), valid & np.uint64(0xFFFF_FFFF_FFFF_FF00)
+    return moved, int(valid)
+
+
+def shifted_hamming(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """Smallest dHash distance of ``a`` and ``b`` over shifts of one grid cell.
+
+    A crop window that re-centres on a moving animal slides the background
+    behind it: the difference pattern moves by a cell, and the plain Hamming
+    distance counts every moved edge twice. This compares ``a`` moved by
+    -1, 0 or +1 cells in each direction with ``b``, over the bits that stay
+    inside the grid, scaled to 64 bits, and keeps the smallest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> row = np.uint64(0b00110110) << np.uint64(8 * 3)   # one row of the grid
+    >>> moved = row >> np.uint64(1)                        # one column to the right
+    >>> hamming_distance(np.array([row]), np.array([moved])).tolist()
+    [4]
+    >>> shifted_hamming(np.array([row]), np.array([moved])).tolist()
+    [0.0]
+    """
+    first = np.asarray(a, dtype=np.uint64)
+    second = np.asarray(b, dtype=np.uint64)
+    best = np.full(first.shape, np.inf)
+    for dx, dy in _SHIFTS:
+        moved, valid = _shifted(first, dx, dy)
+        differing = np.bitwise_count((moved ^ second) & np.uint64(valid))
+        np.minimum(best, differing * (64.0 / valid.bit_count()), out=best)
+    return best
+
+
+def link_evidence(
+    hashes: NDArray[np.uint64],
+    channels: NDArray[np.floating],
+    log_area: NDArray[np.floating] | None = None,
+    log_aspect: NDArray[np.floating] | None = None,
+    step: int = 1,
+    size_cap: float = np.inf,
+) -> NDArray[np.float64]:
+    """Combined distance of images ``k`` and ``k + step``: 1 is a link's limit.
+
+    ``shifted_hamming / EVIDENCE_HAMMING_SCALE + colour shift /
+    EVIDENCE_COLOUR_SCALE`` plus, with sizes, ``|change of log area| /
+    EVIDENCE_AREA_SCALE + |change of log aspect| / EVIDENCE_ASPECT_SCALE``
+    (the size terms together at most ``size_cap``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hashes = np.zeros(3, np.uint64)
+    >>> colours = np.array([[100.0] * 3, [140.0] * 3, [100.0] * 3])
+    >>> link_evidence(hashes, colours).tolist()
+    [0.5, 0.5]
+    >>> link_evidence(hashes, colours, np.log([1.0, 1.0, 4.0]), np.zeros(3)).round(2).tolist()
+    [0.5, 1.49]
+    """
+    values = np.asarray(channels, dtype=np.float64).reshape(len(hashes), 3)
+    if len(hashes) <= step:
+        return np.zeros(0, dtype=np.float64)
+    shift = np.abs(values[step:] - values[:-step]).max(axis=1)
+    total = shifted_hamming(hashes[step:], hashes[:-step]) / EVIDENCE_HAMMING_SCALE
+    total += shift / EVIDENCE_COLOUR_SCALE
+    size_terms = np.zeros(len(total), dtype=np.float64)
+    for column, scale in ((log_area, EVIDENCE_AREA_SCALE), (log_aspect, EVIDENCE_ASPECT_SCALE)):
+        if column is not None:
+            logs = np.asarray(column, dtype=np.float64)
+            size_terms += np.abs(logs[step:] - logs[:-step]) / scale
+    total += np.minimum(size_terms, size_cap)
+    return total
+
+
+def _log_sizes(
+    width: NDArray[np.integer] | None, height: NDArray[np.integer] | None, count: int
+) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None]:
+    """``log(area)`` and ``log(aspect)`` per image (None without both sizes)."""
+    if width is None or height is None:
+        return None, None
+    w = np.maximum(np.asarray(width, dtype=np.float64), 1.0)
+    h = np.maximum(np.asarray(height, dtype=np.float64), 1.0)
+    if w.shape != (count,) or h.shape != (count,):
+        raise ValueError(
+            f"width and height must have one value per image ({count}), "
+            f"got shapes {w.shape} and {h.shape}"
+        )
+    return np.log(w * h), np.log(w / h)
 
 
 def _columns(
@@ -148,6 +332,8 @@ def _columns(
     capture_time: NDArray[np.floating],
     contrast: NDArray[np.floating] | None,
     flat_contrast: float,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
 ) -> _Columns:
     count = len(folder_ids)
     colours = np.asarray(mean_rgb, dtype=np.float32).reshape(count, 3)
@@ -164,13 +350,21 @@ def _columns(
                 f"{name} must have one value per image ({count}), got shape {array.shape}"
             )
     flat = None if contrast is None else np.asarray(contrast, dtype=np.float64) < flat_contrast
+    log_area, log_aspect = _log_sizes(width, height, count)
     return _Columns(
         folders=arrays["folder_ids"].astype(np.int64, copy=False),
         hashes=arrays["dhash"].astype(np.uint64, copy=False),
         channels=tuple(np.ascontiguousarray(colours[:, c]) for c in range(3)),
         times=arrays["capture_time"].astype(np.float64, copy=False),
         flat=flat,
+        log_area=log_area,
+        log_aspect=log_aspect,
     )
+
+
+def _evidence(columns: _Columns, step: int) -> NDArray[np.float64]:
+    colours = np.stack(columns.channels, axis=1)
+    return link_evidence(columns.hashes, colours, columns.log_area, columns.log_aspect, step)
 
 
 def _matches(columns: _Columns, step: int, rules: BurstRules) -> NDArray[np.bool_]:
@@ -191,6 +385,8 @@ def _matches(columns: _Columns, step: int, rules: BurstRules) -> NDArray[np.bool
     if columns.flat is not None:
         flat_pair = columns.flat[step:] | columns.flat[:-step]
         by_looks |= flat_pair & (shift <= rules.flat_max_colour_shift)
+    if rules.evidence > 0 and columns.log_area is not None:
+        by_looks |= _evidence(columns, step) <= rules.evidence
     by_looks &= ~timed
     result &= by_time | by_looks
     return result
@@ -205,12 +401,14 @@ def pair_matches(
     *,
     contrast: NDArray[np.floating] | None = None,
     rules: BurstRules | None = None,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
 ) -> NDArray[np.bool_]:
     """Whether image ``k + step`` and image ``k`` may belong to one burst.
 
     Parameters
     ----------
-    folder_ids, dhash, mean_rgb, capture_time, contrast
+    folder_ids, dhash, mean_rgb, capture_time, contrast, width, height
         As for :func:`find_bursts`.
     step : int, default 1
         Distance in natural order between the compared images.
@@ -230,7 +428,9 @@ def pair_matches(
     [True, False]
     """
     rules = rules or BurstRules()
-    columns = _columns(folder_ids, dhash, mean_rgb, capture_time, contrast, rules.flat_contrast)
+    columns = _columns(
+        folder_ids, dhash, mean_rgb, capture_time, contrast, rules.flat_contrast, width, height
+    )
     return _matches(columns, step, rules)
 
 
@@ -242,6 +442,8 @@ def burst_links(
     *,
     contrast: NDArray[np.floating] | None = None,
     rules: BurstRules | None = None,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
 ) -> NDArray[np.bool_]:
     """Whether each image continues the burst of the image before it.
 
@@ -266,7 +468,9 @@ def burst_links(
     links = np.zeros(count, dtype=bool)
     if count < 2:
         return links
-    columns = _columns(folder_ids, dhash, mean_rgb, capture_time, contrast, rules.flat_contrast)
+    columns = _columns(
+        folder_ids, dhash, mean_rgb, capture_time, contrast, rules.flat_contrast, width, height
+    )
     links[1:] = _matches(columns, 1, rules)
     bridged = _matches(columns, _BRIDGE, rules)
     # bridged[k] joins images k and k + 2, hence also the links into k + 1 and k + 2.
@@ -286,6 +490,8 @@ def find_bursts(
     max_hamming: int | None = None,
     max_colour_shift: float | None = None,
     max_seconds: float | None = None,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
 ) -> NDArray[np.int64]:
     """Burst number (0, 1, 2, ...) of every image, in natural path order.
 
@@ -306,6 +512,9 @@ def find_bursts(
         Thresholds (default: the module constants).
     max_hamming, max_colour_shift, max_seconds : optional
         Override single thresholds of ``rules``.
+    width, height : numpy.ndarray, optional
+        Stored image size in pixels; with both, the combined evidence
+        (:func:`link_evidence`) also weighs changes of area and aspect.
 
     Returns
     -------
@@ -334,7 +543,106 @@ def find_bursts(
         max_colour_shift=rules.max_colour_shift if max_colour_shift is None else max_colour_shift,
         max_seconds=rules.max_seconds if max_seconds is None else max_seconds,
     )
-    links = burst_links(folder_ids, dhash, mean_rgb, capture_time, contrast=contrast, rules=rules)
+    links = burst_links(
+        folder_ids,
+        dhash,
+        mean_rgb,
+        capture_time,
+        contrast=contrast,
+        rules=rules,
+        width=width,
+        height=height,
+    )
+    return _labels(links)
+
+
+def _labels(links: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Run numbers 0, 1, 2, ... from "continues the run before it" flags."""
     if len(links) == 0:
         return np.zeros(0, dtype=np.int64)
     return np.cumsum(~links).astype(np.int64) - 1
+
+
+def find_clusters(
+    folder_ids: NDArray[np.integer],
+    dhash: NDArray[np.uint64],
+    mean_rgb: NDArray[np.floating],
+    bursts: NDArray[np.integer],
+    *,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
+    max_evidence: float = CLUSTER_EVIDENCE,
+    size_cap: float = CLUSTER_SIZE_CAP,
+    capture_time: NDArray[np.floating] | None = None,
+    max_seconds: float = BURST_MAX_SECONDS,
+) -> NDArray[np.int64]:
+    """Cluster number of every image: runs of bursts that may be one burst split.
+
+    Without both ``width`` and ``height`` every burst is its own cluster
+    (hash and colour alone are too weak evidence). With them, consecutive
+    bursts of one folder are one cluster when the frames on either
+    side of their boundary are within ``max_evidence`` (:func:`link_evidence`),
+    or when the frame before the boundary and the one after the next frame
+    are (a single odd frame at the cut). Every burst lies in one cluster.
+    Given capture times, a boundary between two timed images more than
+    ``max_seconds`` apart is never bridged: time decides, as in
+    :func:`find_bursts`.
+
+    Parameters
+    ----------
+    folder_ids, dhash, mean_rgb, width, height
+        As for :func:`find_bursts`.
+    bursts : numpy.ndarray
+        Burst numbers from :func:`find_bursts` (non-decreasing).
+    max_evidence : float, default :data:`CLUSTER_EVIDENCE`
+        Largest combined evidence across a boundary.
+    size_cap : float, default :data:`CLUSTER_SIZE_CAP`
+        Most that a change of size and aspect adds to the evidence.
+    capture_time : numpy.ndarray, optional
+        EXIF capture time in seconds, NaN where unknown.
+    max_seconds : float, default :data:`BURST_MAX_SECONDS`
+        Largest time gap bridged between timed images.
+
+    Returns
+    -------
+    numpy.ndarray
+        Non-decreasing cluster numbers, starting at 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.full((4, 3), 100.0); grey[3] = 250.0     # the last image is another scene
+    >>> sides = np.full(4, 200)
+    >>> find_clusters(np.zeros(4, int), np.zeros(4, np.uint64), grey,
+    ...               np.array([0, 0, 1, 2]), width=sides, height=sides).tolist()
+    [0, 0, 0, 1]
+    >>> find_clusters(np.zeros(4, int), np.zeros(4, np.uint64), grey,
+    ...               np.array([0, 0, 1, 2]), width=sides, height=sides,
+    ...               capture_time=np.array([0.0, 1.0, 300.0, 301.0])).tolist()
+    [0, 0, 1, 2]
+    """
+    count = len(folder_ids)
+    labels = np.asarray(bursts, dtype=np.int64)
+    if labels.shape != (count,):
+        raise ValueError(f"bursts must have one value per image ({count}), got {labels.shape}")
+    log_area, log_aspect = _log_sizes(width, height, count)
+    if log_area is None or count < 2:
+        return _labels(np.r_[False, labels[1:] == labels[:-1]])
+    links = np.zeros(count, dtype=bool)
+    folders = np.asarray(folder_ids).astype(np.int64, copy=False)
+    hashes = np.asarray(dhash).astype(np.uint64, copy=False)
+    colours = np.asarray(mean_rgb, dtype=np.float64).reshape(count, 3)
+    links[1:] = labels[1:] == labels[:-1]
+    times = np.full(count, np.nan) if capture_time is None else np.asarray(capture_time, float)
+    if times.shape != (count,):
+        raise ValueError(f"capture_time must have one value per image ({count}), got {times.shape}")
+    for step in (1, _BRIDGE):
+        if count <= step:
+            break
+        close = link_evidence(hashes, colours, log_area, log_aspect, step, size_cap) <= max_evidence
+        close &= folders[step:] == folders[:-step]
+        close &= ~(np.abs(times[step:] - times[:-step]) > max_seconds)  # NaN: untimed, allowed
+        links[step:] |= close
+        if step == _BRIDGE:  # joins k and k + 2, hence the link into k + 1 too
+            links[1:-1] |= close
+    return _labels(links)

@@ -121,7 +121,7 @@ def item_units(
     if any(seq is not None for seq in table.sequence) or np.isfinite(times).any():
         units = sequence_ids(dataclasses.replace(table, time=times.astype(np.float64)))
     else:
-        units = pipeline.find_units(features, [os.path.abspath(f) for f in table.frame])
+        units = pipeline.find_units(features, [os.path.abspath(f) for f in table.frame]).bursts
     return merge_by_frame(units, frame_of)
 
 
@@ -162,7 +162,7 @@ def run_items(
         _, frame_of = table.frames()
         units = item_units(table.take(rows), features, frame_of[rows])
         buckets = pipeline.bucket(features, strategy)
-        chosen = pipeline.choose(features, buckets, units, target, seed, "burst")
+        chosen = pipeline.choose(features, buckets, pipeline.Units(units), target, seed, "burst")
     else:
         units = np.zeros(0, dtype=np.int64)
         chosen = pipeline.Chosen(units, units)

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from ._types import Strategy
 from .buckets import bucket_ids
-from .bursts import find_bursts
+from .bursts import find_bursts, find_clusters
 from .extraction import BatchRunner, ExtractionResult, FeatureStore, extract_features
 from .paths import as_path_list, distinct_paths, folder_ids, natural_order, same_files
 from .progress import ProgressBar
@@ -41,6 +41,7 @@ from .selection import home_buckets, select_burst_aware, select_by_buckets
 __all__ = [
     "Chosen",
     "Prepared",
+    "Units",
     "assemble",
     "bucket",
     "choose",
@@ -196,30 +197,67 @@ def bucket(features: NDArray[np.void], strategy: Strategy) -> NDArray[np.int64]:
     return bucket_ids(features, strategy).astype(np.int64)
 
 
-def find_units(features: NDArray[np.void], sorted_paths: list[str]) -> NDArray[np.int64]:
-    """Stage 4: the burst of each readable image (rows and paths in natural order)."""
-    return find_bursts(
-        folder_ids(sorted_paths),
+@dataclass(frozen=True)
+class Units:
+    """What a selection treats as one: bursts, and clusters of bursts that may be one."""
+
+    bursts: NDArray[np.int64]
+    """Burst of each readable image (natural order)."""
+    clusters: NDArray[np.int64] | None = None
+    """Runs of consecutive bursts the finder may have split (:func:`.bursts.find_clusters`);
+    None where units are exact (sequences from detector metadata)."""
+
+
+def find_units(features: NDArray[np.void], sorted_paths: list[str]) -> Units:
+    """Stage 4: the burst and cluster of each readable image (rows and paths in natural order)."""
+    folders = folder_ids(sorted_paths)
+    width, height = features["width"], features["height"]
+    bursts = find_bursts(
+        folders,
         features["dhash"],
         features["mean_rgb"],
         features["capture_time"],
         contrast=features["contrast"],
+        width=width,
+        height=height,
     )
+    clusters = find_clusters(
+        folders,
+        features["dhash"],
+        features["mean_rgb"],
+        bursts,
+        width=width,
+        height=height,
+        capture_time=features["capture_time"],
+    )
+    return Units(bursts, clusters)
 
 
 def choose(
     features: NDArray[np.void],
     buckets: NDArray[np.int64],
-    bursts: NDArray[np.int64],
+    units: Units,
     target: int,
     seed: int,
     strategy: Strategy,
 ) -> Chosen:
-    """Stage 5: which readable images to keep, and the bucket each is reported in."""
+    """Stage 5: which readable images to keep, and the bucket each is reported in.
+
+    With ``strategy="burst"`` a unit (a cluster where there is one, else a
+    burst) moves to its majority bucket and is reported there.
+    """
     if strategy == "spec":
         return Chosen(buckets, select_by_buckets(buckets, target, seed))
-    homes = home_buckets(buckets, bursts)
-    picked = select_burst_aware(buckets, bursts, target, seed, colour=features["mean_rgb"])
+    homes = home_buckets(buckets, units.bursts if units.clusters is None else units.clusters)
+    picked = select_burst_aware(
+        buckets,
+        units.bursts,
+        target,
+        seed,
+        colour=features["mean_rgb"],
+        clusters=units.clusters,
+        homes=homes,
+    )
     return Chosen(homes, picked)
 
 
@@ -308,8 +346,9 @@ def run(
     sorted_paths = prepared.sorted_absolute
     if len(readable):
         buckets = bucket(features, strategy)
-        bursts = find_units(features, [sorted_paths[i] for i in readable])
-        chosen = choose(features, buckets, bursts, target, seed, strategy)
+        units = find_units(features, [sorted_paths[i] for i in readable])
+        bursts = units.bursts
+        chosen = choose(features, buckets, units, target, seed, strategy)
     else:
         bursts = np.zeros(0, dtype=np.int64)
         chosen = Chosen(bursts, bursts)

@@ -23,6 +23,9 @@ that order. Two strategies:
     the images' mean colours, the stride inside a bucket is weighted so that
     a burst of unusual colour for its bucket (fog, sunset, a covered lens) is
     up to four times as likely to be picked (:func:`rarity_weights`).
+    Given clusters of bursts that may be one burst split by a missed link
+    (:func:`.bursts.find_clusters`), quotas count clusters first and a
+    cluster's picks beyond its first follow its frames, as a stride's would.
 
 When ``target`` is smaller than the number of buckets, buckets are chosen by
 farthest-point traversal over their features: the largest bucket first, then
@@ -313,14 +316,23 @@ bursts). 1.0 gives the spec's proportional shares."""
 
 
 def _unit_quotas(
-    sizes: IntArray, units: IntArray, target: int, keys: IntArray, weight_power: float
+    sizes: IntArray,
+    units: IntArray,
+    target: int,
+    keys: IntArray,
+    weight_power: float,
+    groups: IntArray | None = None,
 ) -> IntArray:
-    """Per-bucket quotas counted in bursts first, then in images.
+    """Per-bucket quotas counted in clusters, then in bursts, then in images.
 
-    Every bucket gets one pick, then the picks up to the number of bursts are
-    shared in proportion to ``size ** weight_power``, never more than a bucket
-    has bursts; only when every burst has a pick are the rest shared in
-    proportion to size, never more than a bucket's unpicked frames.
+    Every bucket gets one pick, then the picks up to the number of clusters
+    (``groups``; default: one per burst) are shared in proportion to ``size **
+    weight_power``, never more than a bucket has clusters; then, up to the
+    number of bursts, in proportion to size, never more than a bucket has
+    bursts (a cluster's further picks are spread over its frames like a
+    stride's, so they follow frames as a stride's do); only when every
+    burst has a pick are the rest shared in proportion to size, never more
+    than a bucket's unpicked frames.
     """
     total = int(sizes.sum())
     target = min(target, total)
@@ -330,12 +342,16 @@ def _unit_quotas(
     if target < len(keys):
         quotas[spread_buckets(keys, sizes, target)] = 1
         return quotas
-    first = min(target, int(units.sum()))
-    quotas[:] = 1
+    groups = units if groups is None else groups
     weights = np.power(sizes.astype(np.float64), weight_power)
-    quotas += proportional_shares(weights, first - len(keys), units - 1)
-    if target > first:
-        quotas += proportional_shares(sizes, target - first, sizes - units)
+    quotas[:] = 1
+    first = min(target, int(groups.sum()))
+    quotas += proportional_shares(weights, first - len(keys), groups - 1)
+    second = min(target, int(units.sum()))
+    if second > first:  # beyond one per cluster, picks follow frames, as a stride's do
+        quotas += proportional_shares(sizes, second - first, units - groups)
+    if target > second:
+        quotas += proportional_shares(sizes, target - second, sizes - units)
     return quotas
 
 
@@ -535,6 +551,74 @@ def weighted_stride_positions(
     return chosen
 
 
+def _one_unit_per_group(
+    starts: IntArray, end: int, weights: NDArray[np.float64], picks: int, offset: float
+) -> IntArray:
+    """Stride over groups of consecutive units (``starts``, up to ``end``), one unit each.
+
+    A group weighs as much as its heaviest unit; a chosen group gives its
+    heaviest unit (ties: the one nearest its middle).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _one_unit_per_group(np.array([0, 3, 4]), 6, np.ones(6), 2, 0.5).tolist()
+    [1, 4]
+    """
+    ends = np.r_[starts[1:], end]
+    group_weight = np.maximum.reduceat(weights[:end], starts)
+    chosen = weighted_stride_positions(group_weight, picks, offset)
+    lengths = ends - starts
+    members = np.repeat(chosen, lengths[chosen])
+    position = np.arange(len(members)) - np.repeat(
+        np.cumsum(lengths[chosen]) - lengths[chosen], lengths[chosen]
+    )
+    unit = starts[members] + position
+    middle = (lengths[members] - 1) / 2.0
+    best = np.lexsort((np.abs(position - middle), -weights[unit], members))
+    first = np.r_[True, members[best][1:] != members[best][:-1]]
+    result: IntArray = np.sort(unit[best][first])
+    return result
+
+
+def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: int) -> IntArray:
+    """``picks`` distinct units from groups of consecutive units, at least one per group.
+
+    Beyond one pick per group, groups get picks in proportion to their frames
+    (largest remainder, at most one per unit), and a group's picks are its
+    units spread evenly over its frames, first to last, as a stride over
+    natural order would: a cluster that merged several bursts gets its
+    picks on different ones; one burst split into pieces gets no more than
+    its frames' share.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sizes = np.array([5, 5, 2, 8, 1, 1])       # groups: units 0-1, 2-3, 4-5
+    >>> _spread_over_groups(np.array([0, 2, 4]), 6, sizes, 4).tolist()
+    [0, 1, 3, 5]
+    """
+    ends = np.r_[starts[1:], end]
+    counts = ends - starts
+    frames = np.add.reduceat(unit_size[:end], starts)
+    extra = proportional_shares(frames, picks - len(starts), counts - 1)
+    # One pick: the unit under the group's middle frame (weighted_stride_positions
+    # with one pick), for all such groups at once; more: one stride per group.
+    first = int(starts[0])
+    unit_ends = np.cumsum(unit_size[first:end])
+    before = np.r_[0, np.cumsum(frames)[:-1]]
+    single = extra == 0
+    middle = before[single] + 0.5 * frames[single]
+    chosen = [first + np.searchsorted(unit_ends, middle, side="right")]
+    chosen += [
+        int(starts[g])
+        + weighted_stride_positions(unit_size[starts[g] : ends[g]].astype(np.float64), 1 + int(k))
+        for g, k in zip(np.flatnonzero(~single), extra[~single], strict=True)
+    ]
+    result: IntArray = np.sort(np.concatenate(chosen))
+    return result
+
+
 def select_burst_aware(
     bucket_of: NDArray[np.integer],
     burst_of: NDArray[np.integer],
@@ -542,6 +626,8 @@ def select_burst_aware(
     seed: int,
     weight_power: float = BUCKET_WEIGHT_POWER,
     colour: NDArray[np.floating] | None = None,
+    clusters: NDArray[np.integer] | None = None,
+    homes: NDArray[np.integer] | None = None,
 ) -> IntArray:
     """Burst-aware selection (the default strategy).
 
@@ -552,6 +638,13 @@ def select_burst_aware(
     colour is unusual for its bucket is up to 4x as likely to be picked
     (:func:`rarity_weights`). Only when every burst has a pick do bursts get
     more, spread evenly over their frames.
+
+    With ``clusters`` (:func:`.bursts.find_clusters`: runs of bursts that may
+    be one burst the finder split), a cluster's bursts share one home bucket,
+    quotas are counted in clusters first and the stride runs over a bucket's
+    clusters (each weighs as much as its rarest burst, and gives that burst):
+    no cluster gets a second pick before every cluster has one, so a missed
+    burst link does not turn into two picks of one burst.
 
     Parameters
     ----------
@@ -570,6 +663,11 @@ def select_burst_aware(
     colour : numpy.ndarray, optional
         ``(n, 3)`` mean colour per image (the ``mean_rgb`` feature); without
         it every burst of a bucket weighs the same.
+    clusters : numpy.ndarray, optional
+        Cluster label per image, each burst wholly inside one cluster and each
+        cluster a run of consecutive bursts; without it every burst is its own.
+    homes : numpy.ndarray, optional
+        :func:`home_buckets` of the units, when the caller has them already.
 
     Returns
     -------
@@ -585,8 +683,19 @@ def select_burst_aware(
     [1, 4, 7]
     >>> select_burst_aware(buckets, bursts, 4, seed=0).tolist()   # one burst gets two
     [0, 2, 4, 7]
+
+    Two bursts that may be one burst split (a cluster) weigh as much as one:
+
+    >>> six = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    >>> select_burst_aware(np.zeros(12, int), six, 4, seed=2).tolist()
+    [0, 2, 6, 8]
+    >>> five = np.array([0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4])   # bursts 0 and 1 may be one
+    >>> select_burst_aware(np.zeros(12, int), six, 4, seed=2, clusters=five).tolist()
+    [0, 4, 6, 10]
     """
-    homes = home_buckets(bucket_of, burst_of)
+    if homes is None:
+        homes = home_buckets(bucket_of, burst_of if clusters is None else clusters)
+    homes = np.asarray(homes, dtype=np.int64)
     bursts: IntArray = np.asarray(burst_of, dtype=np.int64)
     count = len(homes)
     if count == 0 or target <= 0:
@@ -604,33 +713,62 @@ def select_burst_aware(
     unit_home = grouped_home[unit_start]
     keys, first_unit, units = np.unique(unit_home, return_index=True, return_counts=True)
     sizes = np.bincount(np.searchsorted(keys, grouped_home), minlength=len(keys)).astype(np.int64)
+    middles = order[unit_start + (unit_size - 1) // 2]
+    # Cluster of every unit: its units are consecutive inside its (one) home bucket.
+    unit_group = np.arange(len(unit_start), dtype=np.int64)
+    if clusters is not None:
+        labels = np.asarray(clusters, dtype=np.int64)
+        if labels.shape != (count,):
+            raise ValueError(
+                f"clusters must have one label per image ({count}); got {labels.shape}"
+            )
+        unit_group = labels[middles]
+    group_first = np.r_[
+        True,
+        (unit_group[1:] != unit_group[:-1]) | (unit_home[1:] != unit_home[:-1]),
+    ]
+    groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys)).astype(
+        np.int64
+    )
     quotas = _unit_quotas(
-        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power
+        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups
     )
     offsets = bucket_offsets(keys.astype(np.int64), seed)
     shares = np.zeros(len(unit_start), dtype=np.int64)
-    middles = order[unit_start + (unit_size - 1) // 2]
-    unit_colour = None
+    unit_weight = np.ones(len(unit_start), dtype=np.float64)
     if colour is not None:
         colours = np.asarray(colour, dtype=np.float64)
         if colours.shape != (count, 3):
             raise ValueError(
                 f"colour must be one RGB mean per image, shape ({count}, 3); got {colours.shape}"
             )
-        unit_colour = colours[middles]
+        for index in range(len(keys)):
+            lo = int(first_unit[index])
+            hi = lo + int(units[index])
+            unit_weight[lo:hi] = rarity_weights(colours[middles[lo:hi]])
     if target < len(keys):
         spread = _spread_singles(middles, first_unit, units, sizes, keys, quotas, offsets)
         shares[spread] = 1
         quotas = np.zeros_like(quotas)
+    group_start = np.flatnonzero(group_first)
     for index, quota in enumerate(quotas):
         if quota == 0:
             continue
         lo = int(first_unit[index])
         hi = lo + int(units[index])
-        if quota <= units[index]:
-            weights = (
-                np.ones(hi - lo) if unit_colour is None else rarity_weights(unit_colour[lo:hi])
-            )
+        if quota <= groups[index]:
+            starts = group_start[
+                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
+            ]
+            chosen = _one_unit_per_group(starts, hi, unit_weight, int(quota), float(offsets[index]))
+            shares[chosen] = 1
+        elif clusters is not None and quota <= units[index]:
+            starts = group_start[
+                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
+            ]
+            shares[_spread_over_groups(starts, hi, unit_size, int(quota))] = 1
+        elif quota <= units[index]:
+            weights = unit_weight[lo:hi]
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
         else:
             sizes_here = unit_size[lo:hi]
