@@ -20,7 +20,6 @@ from smartdownsample.bursts import (
     BurstRules,
     burst_links,
     find_bursts,
-    pair_matches,
 )
 from smartdownsample.selection import (
     RARITY_CAP,
@@ -227,15 +226,6 @@ def test_rules_and_keyword_overrides_change_the_thresholds() -> None:
         max_hamming=4,
     )
     assert found.tolist() == [0, 1]
-
-
-def test_pair_matches_compares_images_step_apart() -> None:
-    hashes = np.array([BASE, OTHER, BASE, OTHER], dtype=np.uint64)
-    step1 = pair_matches(np.zeros(4, int), hashes, np.zeros((4, 3)), np.full(4, NAN))
-    step2 = pair_matches(np.zeros(4, int), hashes, np.zeros((4, 3)), np.full(4, NAN), 2)
-    assert step1.tolist() == [False, False, False]
-    assert step2.tolist() == [True, True]
-    assert pair_matches(np.zeros(2, int), hashes[:2], np.zeros((2, 3)), np.zeros(2), 2).size == 0
 
 
 def test_mismatched_inputs_are_refused_with_the_array_named() -> None:

@@ -85,7 +85,6 @@ __all__ = [
     "find_bursts",
     "find_clusters",
     "link_evidence",
-    "pair_matches",
     "shifted_hamming",
 ]
 
@@ -390,48 +389,6 @@ def _matches(columns: _Columns, step: int, rules: BurstRules) -> NDArray[np.bool
     by_looks &= ~timed
     result &= by_time | by_looks
     return result
-
-
-def pair_matches(
-    folder_ids: NDArray[np.integer],
-    dhash: NDArray[np.uint64],
-    mean_rgb: NDArray[np.floating],
-    capture_time: NDArray[np.floating],
-    step: int = 1,
-    *,
-    contrast: NDArray[np.floating] | None = None,
-    rules: BurstRules | None = None,
-    width: NDArray[np.integer] | None = None,
-    height: NDArray[np.integer] | None = None,
-) -> NDArray[np.bool_]:
-    """Whether image ``k + step`` and image ``k`` may belong to one burst.
-
-    Parameters
-    ----------
-    folder_ids, dhash, mean_rgb, capture_time, contrast, width, height
-        As for :func:`find_bursts`.
-    step : int, default 1
-        Distance in natural order between the compared images.
-    rules : BurstRules, optional
-        Thresholds (default: the module constants).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``n - step`` booleans (empty when ``n <= step``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> pair_matches(np.array([0, 0, 1]), np.array([0, 1, 1], np.uint64),
-    ...              np.zeros((3, 3)), np.full(3, np.nan)).tolist()
-    [True, False]
-    """
-    rules = rules or BurstRules()
-    columns = _columns(
-        folder_ids, dhash, mean_rgb, capture_time, contrast, rules.flat_contrast, width, height
-    )
-    return _matches(columns, step, rules)
 
 
 def burst_links(

@@ -49,7 +49,6 @@ __all__ = [
     "RARITY_GAIN",
     "Allocation",
     "allocate_buckets",
-    "allocate_units",
     "bucket_offsets",
     "home_buckets",
     "proportional_shares",
@@ -184,7 +183,7 @@ class Allocation:
     quotas : numpy.ndarray
         Images to keep from each bucket; sums to the target.
     units : numpy.ndarray or None
-        Bursts in each bucket (from :func:`allocate_units`; None from
+        Bursts in each bucket (from the burst strategy; None from
         :func:`allocate_buckets`).
     """
 
@@ -353,57 +352,6 @@ def _unit_quotas(
     if target > second:
         quotas += proportional_shares(sizes, target - second, sizes - units)
     return quotas
-
-
-def allocate_units(
-    bucket_of: NDArray[np.integer],
-    burst_of: NDArray[np.integer],
-    target: int,
-    weight_power: float = BUCKET_WEIGHT_POWER,
-) -> Allocation:
-    """Quota per bucket when each burst is one unit (the ``"burst"`` strategy).
-
-    Like :func:`allocate_buckets`, but a bucket gets no more picks than it has
-    bursts until every burst of every bucket has one: no burst gets a second
-    frame while another burst anywhere still has none.
-
-    Parameters
-    ----------
-    bucket_of : numpy.ndarray
-        Bucket id per image (all frames of a burst in one bucket, see
-        :func:`home_buckets`).
-    burst_of : numpy.ndarray
-        Burst label per image.
-    target : int
-        Number of images to keep.
-    weight_power : float, default 0.5
-        Share picks in proportion to ``size ** weight_power`` (see
-        :data:`BUCKET_WEIGHT_POWER`).
-
-    Returns
-    -------
-    Allocation
-        With :attr:`Allocation.units`, the bursts per bucket.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> buckets = np.array([0] * 8 + [1] * 4)
-    >>> bursts = np.array([0] * 8 + [1, 1, 2, 2])   # one long burst, two short
-    >>> a = allocate_units(buckets, bursts, 3)
-    >>> a.units.tolist(), a.quotas.tolist()
-    ([1, 2], [1, 2])
-    """
-    buckets: IntArray = np.asarray(bucket_of, dtype=np.int64)
-    bursts: IntArray = np.asarray(burst_of, dtype=np.int64)
-    keys, inverse, sizes = np.unique(buckets, return_inverse=True, return_counts=True)
-    sizes = sizes.astype(np.int64)
-    units = np.zeros(len(keys), dtype=np.int64)
-    if len(buckets):
-        pairs = np.unique(np.stack([inverse.reshape(-1), bursts], axis=1), axis=0)
-        units = np.bincount(pairs[:, 0], minlength=len(keys)).astype(np.int64)
-    quotas = _unit_quotas(sizes, units, target, keys, weight_power)
-    return Allocation(keys.astype(np.int64), sizes, quotas, units)
 
 
 def _spread_in_units(unit_sizes: IntArray, shares: IntArray) -> tuple[IntArray, IntArray]:
@@ -632,7 +580,7 @@ def select_burst_aware(
     """Burst-aware selection (the default strategy).
 
     Each burst moves to its majority bucket (:func:`home_buckets`); quotas are
-    counted in bursts (:func:`allocate_units`); inside a bucket an even stride
+    counted in bursts; inside a bucket an even stride
     runs over its bursts in natural order and takes each chosen burst's
     middle frame. With ``colour``, the stride is weighted: a burst whose
     colour is unusual for its bucket is up to 4x as likely to be picked
