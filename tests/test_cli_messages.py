@@ -241,3 +241,30 @@ def test_balance_charts_when_no_class_is_cut_says_so(
     assert code == 0
     assert "--distribution: no chart written: no class has more than --max-per-class 10" in err
     assert not list(tmp_path.glob("dist*.png"))
+
+
+# ---------------------------------------------------------------- outputs that cannot be written
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    """As an ordinary user: a report in a read-only folder fails at once, naming the folder."""
+    from unprivileged import cli_unprivileged
+
+    folder = tmp_path / "photos"
+    write_images(folder, 4)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        for option, name in (("--report", "r.json"), ("--html", "r.html"), ("--out", "k.txt")):
+            run = cli_unprivileged(
+                "select", str(folder), "--target", "2", option, str(locked / "sub" / name),
+                "--no-cache", "--no-progress", "--workers", "1",
+            )  # fmt: skip
+            assert run.returncode == 2, run.stderr
+            lines = run.stderr.strip().splitlines()
+            assert len(lines) == 1 and "no permission to write in" in lines[0], run.stderr
+            assert str(locked) in lines[0]
+    finally:
+        locked.chmod(0o755)
+    assert list(locked.iterdir()) == []

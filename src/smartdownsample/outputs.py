@@ -420,6 +420,11 @@ def _refuse_blocked_path(target: str, option: str) -> None:
             f"{option} {target!r} cannot be created: {current!r} is a file, not a folder; "
             "choose another path"
         )
+    if not os.access(current, os.W_OK | os.X_OK):
+        raise InvalidArgumentError(
+            f"{option} {target!r} cannot be written: no permission to write in {current!r}; "
+            "choose a folder you can write to"
+        )
 
 
 def _refuse_non_empty(target: str, option: str) -> None:
