@@ -263,7 +263,7 @@ def test_unwritable_output_folder_is_refused_before_any_work(tmp_path: Path) -> 
             )  # fmt: skip
             assert run.returncode == 2, run.stderr
             lines = run.stderr.strip().splitlines()
-            assert len(lines) == 1 and "no permission to write in" in lines[0], run.stderr
+            assert len(lines) == 1 and "Permission denied" in lines[0], run.stderr
             assert str(locked) in lines[0]
     finally:
         locked.chmod(0o755)

@@ -422,9 +422,18 @@ def _refuse_blocked_path(target: str, option: str) -> None:
         )
     if not os.access(current, os.W_OK | os.X_OK):
         raise InvalidArgumentError(
-            f"{option} {target!r} cannot be written: no permission to write in {current!r}; "
+            f"{option} {target!r} cannot be written in {current!r}: {_why_unwritable(current)}; "
             "choose a folder you can write to"
         )
+
+
+def _why_unwritable(folder: str) -> str:
+    """``Read-only file system`` or ``Permission denied`` (the system's own words)."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs on Windows
+        read_only = False
+    return os.strerror(errno.EROFS if read_only else errno.EACCES)
 
 
 def _refuse_non_empty(target: str, option: str) -> None:
