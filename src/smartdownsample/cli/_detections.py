@@ -142,7 +142,13 @@ def _is_json_file(source: str) -> bool:
 
 
 def detector_source(sources: Sequence[str]) -> str | None:
-    """The detector JSON among the SOURCEs, or None; one JSON alone or a usage error."""
+    """The detector JSON among the SOURCEs, or None; one JSON alone or a usage error.
+
+    Examples
+    --------
+    >>> detector_source(["a folder that does not exist", "-"]) is None
+    True
+    """
     found = [source for source in sources if _is_json_file(source)]
     if not found:
         return None

@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from .._exceptions import InvalidArgumentError
 from ..outputs import OutputTransaction, common_root
@@ -298,9 +299,8 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     kept_frames, _ = kept.frames()
     show = show_progress(args)
     with OutputTransaction() as tx:
-        written = write_common(
-            outputs, tx, kept_frames, common_root(frames), manifest(outcomes), show
-        )
+        rows = _item_manifest(source, groups, outcomes)
+        written = write_common(outputs, tx, kept_frames, common_root(frames), rows, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)
         for outcome in outcomes:
             if outcome.result is not None:
@@ -363,6 +363,30 @@ def _balance_items(
             kept_rows.extend(chosen)
             outcomes.append(ClassOutcome(name, frames, [table.frame[r] for r in chosen], result))
     return outcomes, kept_rows
+
+
+def _item_manifest(
+    source: DetectorSource, groups: list[tuple[str, list[int]]], outcomes: list[ClassOutcome]
+) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """The balance manifest, with the item columns also for labels kept whole."""
+    from ..report import item_columns
+
+    columns, rows = manifest(outcomes)
+    whole = {
+        (outcome.name, index): row
+        for (_, group), outcome in zip(groups, outcomes, strict=True)
+        if outcome.result is None
+        for index, row in enumerate(group)
+    }
+    item_names = list(item_columns(source.table, 0)) if len(source.table) else []
+    columns += [name for name in item_names if name not in columns]
+
+    def with_items() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            found = whole.get((row["class"], row["index"]))
+            yield row if found is None else {**row, **item_columns(source.table, found)}
+
+    return columns, with_items()
 
 
 def _detections_report(

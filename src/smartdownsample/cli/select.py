@@ -68,7 +68,7 @@ its content; one per run) is a SOURCE of detections: each detection (or
 annotation box, or box-less image) is an item, cut from its frame; see the
 'detector output' flags.
 Without --out, the selected paths are printed on stdout unless
---copy-to, --link-to or --manifest records them."""
+--copy-to, --link-to, --manifest, --out-json or --crops-to records them."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
