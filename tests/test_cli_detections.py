@@ -11,6 +11,10 @@ import copy
 import csv
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -269,23 +273,39 @@ def test_crops_to_refuses_a_link_out_of_the_folder(
     assert list(elsewhere.iterdir()) == []
 
 
+SMALL_FILES = 32 * 1024
+"""RLIMIT_FSIZE of the run whose last output fails: the crops (solid colours, about
+1.5 KiB each) and the JSON fit, the thumbnail chart (about 100 KiB) does not."""
+
+
+def _limit_file_size() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (SMALL_FILES, SMALL_FILES))
+
+
 def test_crops_and_json_are_rolled_back_when_a_later_output_fails(
-    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data: CameraTrapSet, tmp_path: Path
 ) -> None:
     crops = tmp_path / "crops"
     out = tmp_path / "kept.json"
-    blocker = tmp_path / "blocker"
-    blocker.write_text("a file where a folder is needed", encoding="utf-8")
-    code, _, err = run(
-        capsys,
-        "select", data.megadetector, "--target", "3", "--crops-to", crops, "--out-json", out,
-        "--html", blocker / "report.html", *QUIET,
-    )  # fmt: skip
-    assert code in (1, 2)
-    one_error_line(err)
-    assert not out.exists()
+    chart = tmp_path / "thumbnails.png"
+    argv = [
+        "select", data.megadetector, "--target", "6", "--crops-to", crops, "--out-json", out,
+        "--thumbnails", chart, *QUIET,
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "smartdownsample", *map(os.fspath, argv)],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert ".png: File too large" in one_error_line(done.stderr)  # the chart, written last
+    assert not out.exists() and not chart.exists()
     left = [p for p in crops.rglob("*") if p.is_file()] if crops.exists() else []
-    assert [p for p in left if not p.name.startswith(".smartdownsample")] == []
+    assert left == []
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(TEMP_PREFIX)]
 
 
