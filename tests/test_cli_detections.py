@@ -469,3 +469,36 @@ def test_help_shows_detector_examples(capsys: pytest.CaptureFixture[str]) -> Non
         text = capsys.readouterr().out
         assert "--out-json" in text and "--crops-to" in text and "--min-conf" in text
         assert ".json" in text.split("examples:")[1]
+
+
+# ---------------------------------------------------------------- the demo's detections
+
+
+def test_demo_detections_json_runs_through_select(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smartdownsample.synthetic import load_dataset
+
+    folder = tmp_path / "demo dir"
+    code, _, err = run(capsys, "demo", folder, "--n-images", "36", "--kind", "mixed", *QUIET)
+    assert code == 0, err
+    results = folder / "detections.json"
+    document = json.loads(results.read_text(encoding="utf-8"))
+    dataset = load_dataset(folder / "images")
+    truth = {Path(image.path).relative_to(folder).as_posix(): image for image in dataset.images}
+    classes = document["classification_categories"]
+    for entry in document["images"]:
+        image = truth[entry["file"]]
+        (detection,) = entry["detections"]
+        assert detection["bbox"] == [image.box_x, image.box_y, image.box_w, image.box_h]
+        assert 0.2 <= detection["conf"] <= 1
+        assert classes[detection["classifications"][0][0]] == image.species
+    out, crops = tmp_path / "kept.json", tmp_path / "kept-crops"
+    code, _, err = run(
+        capsys, "select", results, "--target", "10", "--out-json", out, "--crops-to", crops,
+        *QUIET,
+    )  # fmt: skip
+    assert code == 0, err
+    kept = json.loads(out.read_text(encoding="utf-8"))
+    assert sum(len(entry["detections"]) for entry in kept["images"]) == 10
+    assert len(list(crops.rglob("*.jpg"))) == 10
