@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -502,3 +503,16 @@ def test_demo_detections_json_runs_through_select(
     kept = json.loads(out.read_text(encoding="utf-8"))
     assert sum(len(entry["detections"]) for entry in kept["images"]) == 10
     assert len(list(crops.rglob("*.jpg"))) == 10
+
+
+def test_out_json_to_a_device_writes_to_it_and_leaves_it_a_device(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = os.stat(os.devnull)
+    code, _, err = run(
+        capsys, "select", data.megadetector, "--target", "3", "--out-json", os.devnull, *QUIET
+    )
+    assert code == 0, err
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert not [p for p in Path(os.path.dirname(os.devnull)).glob(f"{TEMP_PREFIX}*")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -301,13 +302,26 @@ def write_detector_outputs(
 ) -> None:
     """Stage ``--out-json`` and ``--crops-to`` for the ``kept`` items."""
     if outputs.out_json:
-        from ..formats import write_detections
-
-        write_detections(tx.temp_for(outputs.out_json, suffix=".json"), source.document, kept)
+        _write_json(outputs.out_json, tx, source, kept)
         written.lines.append(f"detector JSON ({count_noun(len(kept), 'item')}): {outputs.out_json}")
         written.record["out_json"] = outputs.out_json
     if outputs.crops_to:
         _write_crops(outputs.crops_to, tx, source, kept, written, show_progress)
+
+
+def _write_json(path: str, tx: OutputTransaction, source: DetectorSource, kept: ItemTable) -> None:
+    """Stage ``--out-json``: written by the format's writer, put in place by the transaction.
+
+    Through :meth:`OutputTransaction.open`, so that a device (``/dev/stdout``,
+    ``/dev/null``) is written to, never replaced by a file.
+    """
+    from ..formats import write_detections
+
+    with tempfile.TemporaryDirectory(prefix=".smartdownsample-json-") as staging:
+        filtered = os.path.join(staging, "kept.json")
+        write_detections(filtered, source.document, kept)
+        with open(filtered, encoding="utf-8") as written, tx.open(path) as handle:
+            shutil.copyfileobj(written, handle)
 
 
 def _write_crops(
