@@ -516,3 +516,32 @@ def test_out_json_to_a_device_writes_to_it_and_leaves_it_a_device(
     after = os.stat(os.devnull)
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
     assert not [p for p in Path(os.path.dirname(os.devnull)).glob(f"{TEMP_PREFIX}*")]
+
+
+def test_coco_missing_frame_is_one_line_or_skipped(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = copy.deepcopy(data.coco_document)
+    document["images"][0]["file_name"] = "cam1/NOT_THERE.JPG"
+    path = tmp_path / "cct.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    argv = ["balance", path, "--image-root", data.root, "--max-per-class", "2", *QUIET]
+    code, _, err = run(capsys, *argv)
+    assert code == 1
+    line = one_error_line(err)
+    assert "'cam1/NOT_THERE.JPG'" in line and "'file_name'" in line
+    out = tmp_path / "balanced.json"
+    code, _, err = run(capsys, *argv, "--skip-unreadable", "--out-json", out)
+    assert code == 0, err
+    kept = json.loads(out.read_text(encoding="utf-8"))
+    assert "cam1/NOT_THERE.JPG" not in {image["file_name"] for image in kept["images"]}
+
+
+def test_detector_flags_on_a_balance_folder_are_a_usage_error(
+    data: CameraTrapSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "balance", data.root, "--max-per-class", "2", "--out-json", "x.json", *QUIET
+    )
+    assert code == 2
+    assert "--out-json" in one_error_line(err)
