@@ -260,11 +260,13 @@ def _drop_missing_frames(source: DetectorSource, skip: bool) -> DetectorSource:
     from ..formats import Problem
 
     table = source.table
+    frames, row_frame = table.frames()
+    present = [os.path.isfile(frame) for frame in frames]  # one stat per frame, not per box
     keep: list[int] = []
     problems = list(table.problems)
     missing: set[str] = set()
     for row, frame in enumerate(table.frame):
-        if frame not in missing and os.path.isfile(frame):
+        if present[int(row_frame[row])]:
             keep.append(row)
             continue
         if frame in missing:

@@ -147,6 +147,7 @@ def run(args: argparse.Namespace, started: float) -> int:
 
 
 def _check_limits(args: argparse.Namespace) -> None:
+    """Refuse a --min-per-class above --max-per-class."""
     if args.min_per_class is not None and args.min_per_class > args.max_per_class:
         raise InvalidArgumentError(
             f"--min-per-class {args.min_per_class} is above --max-per-class "
