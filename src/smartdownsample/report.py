@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from .formats.items import ItemTable
     from .result import SelectionResult
 
-__all__ = ["count_noun", "format_summary", "manifest_rows", "shortfall", "summary_dict"]
+__all__ = [
+    "count_noun",
+    "format_summary",
+    "item_columns",
+    "manifest_rows",
+    "shortfall",
+    "summary_dict",
+]
 
 MAX_FAILURES_LISTED = 10
 """Failures named in the text summary; the rest are counted (all are in the result)."""
@@ -153,7 +160,7 @@ def manifest_rows(result: SelectionResult) -> Iterator[dict[str, Any]]:
             "error": reasons.get(index, ""),
         }
         if result.items is not None:
-            row.update(_item_columns(result.items, position))
+            row.update(item_columns(result.items, position))
         yield row
 
 
@@ -161,7 +168,7 @@ BOX_DECIMALS = 6
 """Decimals of box fractions and confidences in the manifest (as the cache key)."""
 
 
-def _item_columns(items: ItemTable, row: int) -> dict[str, Any]:
+def item_columns(items: ItemTable, row: int) -> dict[str, Any]:
     """Frame, detection index, box, confidence, label and sequence of one item."""
     image, detection = (int(v) for v in items.source[row])
     whole = bool(np.isnan(items.box[row]).all())

@@ -66,6 +66,8 @@ __all__ = [
     "load_dataset",
     "location_habitat",
     "make_dataset",
+    "megadetector_document",
+    "species_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,14 @@ class SyntheticImage:
         ISO 8601 capture time, e.g. ``"2024-05-01T13:22:05"``.
     width, height : int
         Size of the image in pixels.
+    species : str
+        The animal drawn (one of the species of :func:`species_names`).
+    box_x, box_y, box_w, box_h : float
+        The animal's box in the image, normalised ``[x, y, w, h]`` (upper-left
+        corner, width and height as fractions of the image, 4 decimals, clamped
+        to the image): the box a detector would report. For a crop, the
+        animal's box inside the crop. NaN for a data set written before boxes
+        were recorded.
     """
 
     path: str
@@ -229,12 +239,24 @@ class SyntheticImage:
     capture_time: str
     width: int
     height: int
+    species: str = ""
+    box_x: float = math.nan
+    box_y: float = math.nan
+    box_w: float = math.nan
+    box_h: float = math.nan
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SyntheticImage))
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name in _FIELDS if name != "path")
 _INT_FIELDS = frozenset({"burst_id", "frame", "width", "height"})
 _BOOL_FIELDS = frozenset({"is_rare", "is_night"})
+_FLOAT_FIELDS = frozenset({"box_x", "box_y", "box_w", "box_h"})
+_LATER_FIELDS = ("species", *sorted(_FLOAT_FIELDS))
+LEGACY_CSV_COLUMNS = tuple(name for name in CSV_COLUMNS if name not in _LATER_FIELDS)
+"""Columns of a ground truth written before species and boxes were recorded (still read)."""
+
+BOX_DECIMALS = 4
+"""Decimals of the ground-truth boxes, as MegaDetector writes its boxes."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +318,8 @@ class SyntheticDataset:
             return np.array(values, dtype=np.int64)
         if name in _BOOL_FIELDS:
             return np.array(values, dtype=bool)
+        if name in _FLOAT_FIELDS:
+            return np.array(values, dtype=np.float64)
         return np.array(values, dtype=str)
 
 
@@ -1214,18 +1238,39 @@ def _shot(plan: _BurstPlan, settings: _RenderSettings) -> _Shot:
     )
 
 
-def _render_burst(
-    plan: _BurstPlan, settings: _RenderSettings
-) -> Iterator[tuple[Image.Image, dt.datetime]]:
-    """Yield the frames of one burst as RGB images with their capture times."""
-    shot = _shot(plan, settings)
+Box = tuple[float, float, float, float]
+Rendered = tuple[Image.Image, dt.datetime, Box]
+"""A drawn image, its capture time and the animal's normalised box in it."""
+
+
+def _animal_box(
+    animal: _Animal, cx: float, cy: float, scale: float, width: int, height: int
+) -> Box:
+    """Normalised ``[x, y, w, h]`` of ``animal`` drawn with its body centre at (cx, cy)
+    and ``scale`` px per body length on a ``width`` x ``height`` image, clamped to it.
+
+    Computed from the numbers the drawing uses (no random draw): the pixels do not change.
+    """
+    bx0, bx1, by0, by1 = animal.bbox
+    left, right = (min(max(cx + b * scale, 0.0), float(width)) for b in (bx0, bx1))
+    top, bottom = (min(max(cy + b * scale, 0.0), float(height)) for b in (by0, by1))
+    return (
+        round(left / width, BOX_DECIMALS),
+        round(top / height, BOX_DECIMALS),
+        round((right - left) / width, BOX_DECIMALS),
+        round((bottom - top) / height, BOX_DECIMALS),
+    )
+
+
+def _render_burst(plan: _BurstPlan, shot: _Shot) -> Iterator[Rendered]:
+    """Yield the frames of one burst as RGB images with their capture times and boxes."""
     if plan.kind == "frame":
         yield from _render_frames(plan, shot)
     else:
         yield from _render_crops(plan, shot)
 
 
-def _render_frames(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, dt.datetime]]:
+def _render_frames(plan: _BurstPlan, shot: _Shot) -> Iterator[Rendered]:
     """A full frame per shot: the location's scene, the animal, overlay, flicker and grain."""
     rng, loc, transform, night, animal = (
         shot.rng,
@@ -1266,10 +1311,11 @@ def _render_frames(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image,
         t = plan.start + dt.timedelta(seconds=i * FRAME_INTERVAL_S)
         if loc.info_strip:
             _draw_info_strip(frame, f"{t:%Y-%m-%d %H:%M:%S}  {temperature}C")
-        yield Image.fromarray(frame), t
+        box = _animal_box(animal, cx + jx, cy + jy, animal.length, frame_w, frame_h)
+        yield Image.fromarray(frame), t, box
 
 
-def _render_crops(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, dt.datetime]]:
+def _render_crops(plan: _BurstPlan, shot: _Shot) -> Iterator[Rendered]:
     """A detector box around the animal, at native resolution but 150..600 px a side."""
     rng, loc, transform, night, animal = (
         shot.rng,
@@ -1308,14 +1354,10 @@ def _render_crops(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, 
     canvas = transform.apply(np.asarray(region, dtype=np.float32))
     if night:  # the flash lights the animal's surroundings, whatever the frame's IR reach
         canvas *= night_target * NIGHT_CROP_GAIN / max(float(canvas.mean()), 1.0)
+    centre_x = canvas_w / 2 - (bx0 + bx1) / 2 * animal.length * zoom
+    centre_y = canvas_h / 2 - (by0 + by1) / 2 * animal.length * zoom
     _paint_animal(
-        canvas,
-        animal,
-        canvas_w / 2 - (bx0 + bx1) / 2 * animal.length * zoom,
-        canvas_h / 2 - (by0 + by1) / 2 * animal.length * zoom,
-        animal.length * zoom,
-        paint_tf,
-        CROP_EDGE_SOFTNESS_PX,
+        canvas, animal, centre_x, centre_y, animal.length * zoom, paint_tf, CROP_EDGE_SOFTNESS_PX
     )
     _apply_overlay(canvas, _make_overlay(plan.scene, canvas_h, canvas_w, rng))
     base_bytes = _to_bytes(canvas, CROP_NOISE_AMP)
@@ -1331,7 +1373,10 @@ def _render_crops(plan: _BurstPlan, shot: _Shot) -> Iterator[tuple[Image.Image, 
         lut = np.clip(levels * flicker + 0.5, 0.0, 255.0).astype(np.uint8).tolist()
         grain = noise[oy : oy + window.shape[0], ox : ox + window.shape[1]]
         crop = Image.fromarray(window + (grain[..., :1] if night else grain)).point(lut * 3)
-        yield crop, plan.start + dt.timedelta(seconds=i * FRAME_INTERVAL_S)
+        box = _animal_box(
+            animal, centre_x - x0, centre_y - y0, animal.length * zoom, crop.width, crop.height
+        )
+        yield crop, plan.start + dt.timedelta(seconds=i * FRAME_INTERVAL_S), box
 
 
 def _exif_bytes(t: dt.datetime, make: str, model: str) -> bytes:
@@ -1354,7 +1399,8 @@ def _render_chunk(settings: _RenderSettings, plans: Sequence[_BurstPlan]) -> lis
         loc = _location(
             settings.seed, plan.loc_idx, -(-frame_w // DRAW_SCALE), -(-frame_h // DRAW_SCALE)
         )
-        for i, (pixels, t) in enumerate(_render_burst(plan, settings)):
+        shot = _shot(plan, settings)
+        for i, (pixels, t, box) in enumerate(_render_burst(plan, shot)):
             relpath = plan.relpath(i)
             path = os.path.join(settings.root, *relpath.split("/"))
             save_kwargs: dict[str, Any] = {"quality": settings.jpeg_quality}
@@ -1376,6 +1422,11 @@ def _render_chunk(settings: _RenderSettings, plans: Sequence[_BurstPlan]) -> lis
                     capture_time=t.isoformat(timespec="seconds"),
                     width=pixels.width,
                     height=pixels.height,
+                    species=shot.animal.species.name,
+                    box_x=box[0],
+                    box_y=box[1],
+                    box_w=box[2],
+                    box_h=box[3],
                 )
             )
     return images
@@ -1609,17 +1660,20 @@ def load_dataset(root: str | os.PathLike[str]) -> SyntheticDataset:
     images: list[SyntheticImage] = []
     with csv_path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+        columns = tuple(reader.fieldnames or ())
+        if columns not in (CSV_COLUMNS, LEGACY_CSV_COLUMNS):
             raise InvalidArgumentError(
                 f"{csv_path} is not a synthetic ground truth: expected columns "
                 f"{', '.join(CSV_COLUMNS)}, got {reader.fieldnames}"
             )
         for row in reader:
             values: dict[str, Any] = {}
-            for name in CSV_COLUMNS:
+            for name in columns:
                 raw = row[name]
                 if name in _INT_FIELDS:
                     values[name] = int(raw)
+                elif name in _FLOAT_FIELDS:
+                    values[name] = float(raw)
                 elif name in _BOOL_FIELDS:
                     values[name] = raw == "True"
                 else:
@@ -1627,3 +1681,69 @@ def load_dataset(root: str | os.PathLike[str]) -> SyntheticDataset:
             path = os.path.join(str(root_path), *values["relpath"].split("/"))
             images.append(SyntheticImage(path=path, **values))
     return SyntheticDataset(str(root_path), tuple(images), str(csv_path))
+
+
+# ==============================================================================================
+# Detector output for the data set
+# ==============================================================================================
+
+DETECTION_CONF: dict[str, float] = {
+    "day": 0.96,
+    "night_ir": 0.82,
+    "sunset": 0.88,
+    "fog": 0.55,
+    "overexposed": 0.45,
+    "blocked_lens": 0.3,
+    "snow_storm": 0.6,
+}
+"""Confidence of the animal's detection per scene: a detector is surest in daylight and
+least sure behind a blocked lens (all above MegaDetector's 0.2 threshold: every animal
+is found)."""
+
+CLASS_SCORE_FACTOR = 0.95
+"""The species classification's score is the detection's confidence times this: hard
+scenes (blocked lens, overexposure) fall below 0.5 and count as unclassified."""
+
+
+def species_names() -> list[str]:
+    """Every species the data sets draw, sorted (the classification categories' order)."""
+    return sorted(_SPECIES)
+
+
+def megadetector_document(
+    dataset: SyntheticDataset, relative_to: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """MegaDetector batch output (format 1.4) for ``dataset``, from its ground truth.
+
+    One ``animal`` detection per image: its box is the animal's (for a crop, the
+    animal's box inside the crop), its confidence that of the scene
+    (:data:`DETECTION_CONF`), its classification the species drawn. File names are
+    relative to ``relative_to``, with forward slashes. An image whose box is unknown
+    (a data set written before boxes were recorded) or empty has no detection.
+    """
+    names = species_names()
+    class_id = {name: str(i) for i, name in enumerate(names)}
+    base = os.fspath(relative_to)
+    images = []
+    for image in dataset.images:
+        box = [image.box_x, image.box_y, image.box_w, image.box_h]
+        detections = []
+        if all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0:
+            conf = DETECTION_CONF[image.scene]
+            detection: dict[str, Any] = {"category": "1", "conf": conf, "bbox": box}
+            if image.species in class_id:
+                score = round(conf * CLASS_SCORE_FACTOR, 3)
+                detection["classifications"] = [[class_id[image.species], score]]
+            detections.append(detection)
+        relative = os.path.relpath(image.path, base).replace(os.sep, "/")
+        images.append({"file": relative, "detections": detections})
+    return {
+        "info": {
+            "format_version": "1.4",
+            "detector": "smartdownsample.synthetic ground truth",
+            "detector_metadata": {"typical_detection_threshold": 0.2},
+        },
+        "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+        "classification_categories": {class_id[name]: name for name in names},
+        "images": images,
+    }

@@ -40,6 +40,7 @@ SIGNAL_EXIT_BASE = 128
 
 FLAG_WORDS: tuple[tuple[str, str], ...] = (
     (r"\bimage_loading_errors='skip'", "--skip-unreadable"),
+    (r"\bon_error='skip'", "--skip-unreadable"),
     (r"\bcache=None\b", "--no-cache"),
     (r"\bverify_cache=True\b", "--verify-cache"),
     (r"\btarget_count=(\d+)", r"the target of \1"),

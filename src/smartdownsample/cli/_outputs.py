@@ -72,14 +72,20 @@ class Outputs:
     html: str | None
     overwrite: bool
     locks: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    """Locks held on the copy and link folders, released when the command ends."""
+    """Locks held on the copy, link and crop folders, released when the command ends."""
+    out_json: str | None = None
+    """``--out-json``: the detector file filtered to the kept items (detector SOURCE only)."""
+    crops_to: str | None = None
+    """``--crops-to``: folder for the kept boxes as JPEG crops (detector SOURCE only)."""
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Outputs:
         """The output flags; two outputs naming one path are refused."""
         out = "-" if _is_own_stdout(args.out) else args.out
+        out_json, crops_to = getattr(args, "out_json", None), getattr(args, "crops_to", None)
         to_stdout = out == "-" or (
-            out is None and not (args.copy_to or args.link_to or args.manifest)
+            out is None
+            and not (args.copy_to or args.link_to or args.manifest or out_json or crops_to)
         )
         outputs = cls(
             out=None if out == "-" else out,
@@ -93,6 +99,8 @@ class Outputs:
             html=getattr(args, "html", None),
             overwrite=args.overwrite,
             locks=getattr(args, "cleanup", None) or contextlib.ExitStack(),
+            out_json=out_json,
+            crops_to=crops_to,
         )
         seen: dict[str, str] = {}
         for option, path in outputs.named():
@@ -115,6 +123,8 @@ class Outputs:
             ("--distribution", self.distribution),
             ("--thumbnails", self.thumbnails),
             ("--html", self.html),
+            ("--out-json", self.out_json),
+            ("--crops-to", self.crops_to),
         ]
         return [(option, path) for option, path in pairs if path]
 
@@ -123,6 +133,11 @@ class Outputs:
         pairs = [("--copy-to", self.copy_to), ("--link-to", self.link_to)]
         return [(option, folder) for option, folder in pairs if folder]
 
+    def all_folders(self) -> list[tuple[str, str]]:
+        """The copy, link and crop folders given: checked and locked alike."""
+        crops = [("--crops-to", self.crops_to)] if self.crops_to else []
+        return self.folders() + crops
+
     def check(
         self,
         source_folders: Sequence[str],
@@ -130,7 +145,7 @@ class Outputs:
         chart_names: Sequence[str] = ("",),
     ) -> None:
         """Refuse unsafe or occupied destinations before any work is done."""
-        for option, folder in self.folders():
+        for option, folder in self.all_folders():
             check_output_dir(
                 folder,
                 option=option,
@@ -143,6 +158,7 @@ class Outputs:
             ("--manifest", self.manifest),
             ("--report", self.report),
             ("--html", self.html),
+            ("--out-json", self.out_json),
         ):
             if path:
                 check_output_file(
@@ -174,7 +190,7 @@ class Outputs:
 
         Last of the checks: the lock creates the folder.
         """
-        for option, folder in self.folders():
+        for option, folder in self.all_folders():
             lock = lock_output_dir(folder, option=option, overwrite=self.overwrite)
             self.locks.callback(lock.release)
             check_no_links(

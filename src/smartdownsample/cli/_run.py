@@ -19,6 +19,7 @@ from ._errors import CommandError
 from ._settings import show_progress
 
 if TYPE_CHECKING:
+    from ..formats import ItemTable
     from ..result import SelectionResult
 
 __all__ = ["DaskSession", "check_strict", "folder_errors", "select_images"]
@@ -87,9 +88,10 @@ def _connect(scheduler: str) -> Any:
 
 
 def select_images(
-    args: argparse.Namespace, paths: Sequence[str], target: int, dask: DaskSession
+    args: argparse.Namespace, paths: Sequence[str] | ItemTable, target: int, dask: DaskSession
 ) -> SelectionResult:
-    """Select ``target`` of ``paths`` with the run's flags (``args.cache_path`` set)."""
+    """Select ``target`` of ``paths`` (or of a detector file's items) with the run's flags
+    (``args.cache_path`` set)."""
     return downsample(
         paths,
         target,

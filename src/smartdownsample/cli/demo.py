@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
 import time
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .._exceptions import InvalidArgumentError
 from ..outputs import OutputTransaction, check_output_file
@@ -20,7 +22,12 @@ from ._report import demo_report, phase_timing
 from ._run import DaskSession, select_images
 from ._settings import cache_path, resolve_target
 
+if TYPE_CHECKING:
+    from ..synthetic import SyntheticDataset
+
 __all__ = ["add_parser", "run"]
+
+logger = logging.getLogger(__name__)
 
 DEMO_DIR = "smartdownsample-demo"
 """Default folder of ``smartdownsample demo``."""
@@ -44,6 +51,7 @@ DEMO_OUTPUTS = (
     "report.html",
     "distribution.png",
     "thumbnails.png",
+    "detections.json",
 )
 """Files the demo writes into DIR, in the order the report lists them."""
 
@@ -54,6 +62,9 @@ DESCRIPTIONS = {
     "selected.txt": "the selected paths, one a line",
     "manifest.csv": "every image with its bucket, burst, features and kept or not",
     "report.json": "parameters, counts, bucket table and timing",
+    "detections.json": "MegaDetector-style results for the images (one animal box each): "
+    "try smartdownsample select DIR/detections.json --target 50 --out-json kept.json "
+    "--crops-to kept-crops",
 }
 """What each output file holds, in the order the demo describes them."""
 
@@ -64,15 +75,20 @@ examples:
 
 Makes a synthetic camera-trap data set in DIR/images (or reuses the one made
 before), selects from it and writes DIR/report.html (a page to open in a browser),
-DIR/selected.txt, DIR/manifest.csv, DIR/report.json, DIR/distribution.png and
-DIR/thumbnails.png (existing ones only with --overwrite)."""
+DIR/selected.txt, DIR/manifest.csv, DIR/report.json, DIR/distribution.png,
+DIR/thumbnails.png and DIR/detections.json, a MegaDetector-style results file
+for the images (one animal box each, with a confidence and a species), to try
+select and balance on detector output, e.g.
+  smartdownsample select smartdownsample-demo/detections.json --target 50 \
+      --out-json kept.json --crops-to kept-crops
+(existing outputs are replaced only with --overwrite)."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo`` and its options to the command's subparsers."""
     parser = commands.add_parser(
         "demo",
-        help="run select on a synthetic camera-trap data set",
+        help="run select on a synthetic camera-trap data set (also writes detections.json)",
         description="Make a synthetic camera-trap data set and run select on it.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -120,7 +136,8 @@ def run(args: argparse.Namespace, started: float) -> int:
     folder = args.dir
     files = {name: os.path.join(folder, name) for name in DEMO_OUTPUTS}
     _check_outputs(files, args.overwrite)
-    paths, reused = _dataset(args)
+    dataset, reused = _dataset(args)
+    paths = dataset.paths
     if reused and not args.quiet:
         print(
             f"reusing the demo data set in {os.path.join(args.dir, 'images')} "
@@ -143,16 +160,17 @@ def run(args: argparse.Namespace, started: float) -> int:
             run={"command": "smartdownsample demo", "data set": os.path.join(folder, "images")},
         )
         timing = phase_timing("dataset", started, made, selected_at)
-        dataset = os.path.join(folder, "images")
-        report = demo_report(args, dataset, reused, result, files, timing)
+        images = os.path.join(folder, "images")
+        report = demo_report(args, images, reused, result, files, timing)
         tx.write_json(files["report.json"], report)
+        _write_detections(tx, dataset, files["detections.json"])
         tx.commit()
     if not args.quiet:
         print(result.summary())
         print(final_line(result, time.perf_counter() - started))
         print(f"demo outputs in {folder}:")
         for name, text in DESCRIPTIONS.items():
-            print(f"  {files[name]}  - {text}")
+            print(f"  {files[name]}  - {text.replace('DIR', folder)}")
         print(
             "next: smartdownsample select YOUR_FOLDER --target N --copy-to SMALLER_COPY "
             "(see smartdownsample select --help)"
@@ -171,14 +189,28 @@ def _check_outputs(files: Mapping[str, str], overwrite: bool) -> None:
         check_output_file(path, option="demo output", image_paths=(), overwrite=True)
 
 
-def _dataset(args: argparse.Namespace) -> tuple[list[str], bool]:
+def _write_detections(tx: OutputTransaction, dataset: SyntheticDataset, path: str) -> None:
+    """Stage DIR/detections.json: MegaDetector-style results for the demo's images."""
+    from ..synthetic import megadetector_document
+
+    document = megadetector_document(dataset, os.path.dirname(os.path.abspath(path)))
+    if not any(image["detections"] for image in document["images"]):
+        logger.warning(
+            "%s: the demo data set was made before boxes were recorded, so its detections "
+            "are empty; make a new one in another DIR",
+            path,
+        )
+    tx.write_json(path, document)
+
+
+def _dataset(args: argparse.Namespace) -> tuple[SyntheticDataset, bool]:
     """The demo images (made now, or reused) and whether they were reused."""
     from ..synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset
 
     folder = args.dir
     images = os.path.join(folder, "images")
     if os.path.exists(os.path.join(images, GROUND_TRUTH_NAME)):
-        return load_dataset(images).paths, True
+        return load_dataset(images), True
     if os.path.exists(images):
         raise InvalidArgumentError(
             f"{images!r} exists but holds no finished demo data set; choose another DIR "
@@ -200,4 +232,4 @@ def _dataset(args: argparse.Namespace) -> tuple[list[str], bool]:
     finally:
         if os.path.exists(partial):  # our own half-made folder: interrupted or failed
             shutil.rmtree(partial, ignore_errors=True)
-    return load_dataset(images).paths, False
+    return load_dataset(images), False

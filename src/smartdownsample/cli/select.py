@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-from ..listing import STDIN_SOURCE, list_sources
+from ..listing import STDIN_SOURCE, SourceListing, list_sources
 from ..outputs import OutputTransaction, common_root
 from ..progress import ProgressBar
+from ..report import count_noun
+from ._detections import (
+    DetectorSource,
+    add_detector_options,
+    check_detector_flags,
+    detector_source,
+    read_source,
+    write_detector_outputs,
+)
 from ._errors import EXIT_OK, CommandError
 from ._options import (
     IMAGE_TYPES,
@@ -19,8 +29,10 @@ from ._options import (
 )
 from ._outputs import (
     Outputs,
+    Written,
     final_line,
     save_charts,
+    seconds,
     show_results,
     write_common,
     write_html,
@@ -30,6 +42,9 @@ from ._report import phase_timing, select_report
 from ._run import DaskSession, check_strict, folder_errors, select_images
 from ._settings import cache_path, resolve_backend, resolve_target, show_progress
 
+if TYPE_CHECKING:
+    from ..result import SelectionResult
+
 __all__ = ["add_parser", "run"]
 
 EXAMPLES = f"""\
@@ -38,6 +53,8 @@ examples:
   smartdownsample select photos/deer --fraction 0.1 --out selected.txt --report report.json
   smartdownsample select images.csv more.txt --target 500 --manifest manifest.csv
   smartdownsample select photos/deer --target 1000 | head
+  smartdownsample select md_results.json --target 500 --out-json kept.json --crops-to crops
+  smartdownsample select cct.json --image-root /data/frames --fraction 0.1 --manifest items.csv
 
 SOURCE is a folder (searched recursively for images: {IMAGE_TYPES},
 any case; hidden folders skipped), a text file with one image path a line, or
@@ -46,8 +63,12 @@ file's folder), or '-' for paths on standard input (one a line, or
 NUL-separated with --null; relative to the current folder), e.g.
   find photos -name '*.JPG' -print0 | smartdownsample select - --null --target 100
 One file reached by several paths (hard or symbolic links) counts once.
+A MegaDetector batch results or COCO Camera Traps .json file (recognised by
+its content; one per run) is a SOURCE of detections: each detection (or
+annotation box, or box-less image) is an item, cut from its frame; see the
+'detector output' flags.
 Without --out, the selected paths are printed on stdout unless
---copy-to, --link-to or --manifest records them."""
+--copy-to, --link-to, --manifest, --out-json or --crops-to records them."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,6 +101,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_run_options(parser)
     add_output_options(parser)
+    add_detector_options(parser)
     add_verbosity(parser)
     parser.set_defaults(handler=run)
 
@@ -91,6 +113,10 @@ def _run_rows(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace, started: float) -> int:
     """List the SOURCEs, select, write the outputs and print the summary."""
+    json_path = detector_source(args.sources)
+    if json_path is not None:
+        return _run_detections(args, started, json_path)
+    check_detector_flags(args, None)
     resolve_backend(args)
     outputs = Outputs.from_args(args)
     show = show_progress(args)
@@ -141,3 +167,89 @@ def run(args: argparse.Namespace, started: float) -> int:
         ],
     )
     return EXIT_OK
+
+
+def _run_detections(args: argparse.Namespace, started: float, json_path: str) -> int:
+    """Select among the items of a detector JSON, write the outputs and the summary."""
+    resolve_backend(args)
+    outputs = Outputs.from_args(args)
+    source = read_source(args, json_path)
+    table = source.table
+    listed = time.perf_counter()
+    if not len(table):
+        raise CommandError(
+            f"no items in {json_path!r}: no detection passes --min-conf and --category (or "
+            "every annotation is excluded); check those flags"
+        )
+    frames, _ = table.frames()
+    outputs.check([], frames)
+    args.cache_path = cache_path(args)
+    target = resolve_target(len(table), args.target, args.fraction)
+    with DaskSession(args.backend, args.scheduler) as dask:
+        result = select_images(args, table, target, dask)
+    check_strict(args, [("", result)])
+    selected_at = time.perf_counter()
+    kept = table.take(result.selected_indices)
+    kept_frames, _ = kept.frames()
+    show = show_progress(args)
+    with OutputTransaction() as tx:
+        manifest = (None, result.manifest_rows())
+        written = write_common(outputs, tx, kept_frames, common_root(frames), manifest, show)
+        write_detector_outputs(outputs, tx, source, kept, written, show)
+        save_charts(outputs, tx, result, "", written)
+        write_html(outputs, tx, written, lambda path: result.save_html(path, run=_run_rows(args)))
+        write_report(
+            outputs,
+            tx,
+            written,
+            lambda: _detections_report(
+                args, source, result, written, (started, listed, selected_at)
+            ),
+        )
+        tx.commit()
+    show_results(
+        outputs,
+        written,
+        kept_frames,
+        args.quiet,
+        lambda: [
+            result.summary(),
+            _items_line(result, source, time.perf_counter() - started),
+        ],
+    )
+    return EXIT_OK
+
+
+def _items_line(result: SelectionResult, source: DetectorSource, elapsed: float) -> str:
+    """``done: kept N of M items (F frames) from B buckets; ...``."""
+    failed, skipped = len(result.failures), len(source.problems)
+    frames, _ = source.table.frames()
+    return (
+        f"done: kept {result.n_selected:,} of {count_noun(len(source.table), 'item')} "
+        f"({count_noun(len(frames), 'frame')}) from {count_noun(len(result.buckets), 'bucket')}; "
+        f"{failed:,} unreadable{' (skipped)' if failed else ''}"
+        + (f"; {skipped:,} bad entries skipped" if skipped else "")
+        + f"; {seconds(elapsed)}"
+    )
+
+
+def _detections_report(
+    args: argparse.Namespace,
+    source: DetectorSource,
+    result: SelectionResult,
+    written: Written,
+    times: tuple[float, float, float],
+) -> dict[str, object]:
+    """``select --report`` for a detector SOURCE: the select report plus the file's items."""
+    frames, _ = source.table.frames()
+    listing = SourceListing(paths=frames, per_source=[(source.path, len(source.table))])
+    report = select_report(args, listing, result, written.record, phase_timing("listing", *times))
+    report["detections"] = {
+        "file": source.path,
+        "format": source.format,
+        "image_root": source.image_root,
+        "n_items": len(source.table),
+        "n_frames": len(frames),
+        "skipped": [{"image": p.image, "reason": p.reason} for p in source.problems],
+    }
+    return report
