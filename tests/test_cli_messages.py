@@ -268,3 +268,25 @@ def test_unwritable_output_folder_is_refused_before_any_work(tmp_path: Path) -> 
     finally:
         locked.chmod(0o755)
     assert list(locked.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "mknod") or not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="making a device file needs root",
+)
+@pytest.mark.parametrize(("option", "name"), [("--html", "null.html"), ("--report", "null.json")])
+def test_a_device_output_is_written_to_never_replaced(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, name: str
+) -> None:
+    import stat
+
+    folder = tmp_path / "photos"
+    write_images(folder, 4)
+    device = tmp_path / "devices" / name
+    device.parent.mkdir()
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    code, _, err = run(capsys, "select", folder, "--target", 2, option, device,
+                       "--out", tmp_path / "kept.txt", *FAST)  # fmt: skip
+    assert code == 0, err
+    assert stat.S_ISCHR(device.lstat().st_mode), "the device was replaced by a file"
+    assert sorted(p.name for p in device.parent.iterdir()) == [name]

@@ -164,7 +164,8 @@ def _units(result: SelectionResult, key: int) -> list[_Unit]:
 
 
 def _frames_shown(unit: _Unit, limit: int) -> list[int]:
-    """The kept frames of a burst first in mind, then their nearest neighbours, in order."""
+    """Every kept frame of a burst and their nearest neighbours, up to ``limit``, in order."""
+    limit = max(limit, len(unit.kept))
     if len(unit.members) <= limit:
         return unit.members
     anchors = [unit.members.index(p) for p in unit.kept] or [len(unit.members) // 2]
@@ -236,7 +237,8 @@ def _bucket_html(page: _Page, result: SelectionResult, bucket: BucketStats, budg
     units = _units(result, bucket.key)
     kept_units = [u for u in units if u.kept]
     excluded_units = [u for u in units if not u.kept]
-    per_unit = MAX_FRAMES_PER_UNIT if budget >= 4 * MAX_FRAMES_PER_UNIT else 1
+    shown_units = max(1, min(len(units), MAX_KEPT_UNITS + MAX_EXCLUDED_UNITS))
+    per_unit = max(1, min(MAX_FRAMES_PER_UNIT, budget // shown_units))
     n_kept_shown = min(len(kept_units), MAX_KEPT_UNITS, max(1, budget * 3 // (4 * per_unit)))
     n_excluded_shown = min(
         len(excluded_units),

@@ -34,6 +34,7 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -975,6 +976,14 @@ def _place(temp: str, target: str, created: list[str], replaced: list[tuple[str,
     os.replace(temp, target)
 
 
+def _write_into(temp: str, target: str) -> None:
+    """Copy a staged file's bytes into a device or our own stdout, then remove it."""
+    with open(temp, "rb") as source, _open_in_place(target, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+        sink.flush()
+    _remove_file(temp)
+
+
 def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> None:
     """Undo :func:`_place`: remove the new files, put the old ones back."""
     for path in reversed(created):
@@ -1317,11 +1326,20 @@ class OutputTransaction:
         return [target for _, target in self._staged]
 
     def temp_for(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> str:
-        """A new temporary file beside ``path``, renamed to ``path`` on commit."""
+        """A new temporary file beside ``path``, renamed to ``path`` on commit.
+
+        For a target written in place (a character device such as ``/dev/null``,
+        or our own standard output) the temporary file is made in the system's
+        temporary folder and its bytes are written into the target on commit:
+        the device itself is never replaced, nor a file made beside it.
+        """
         target = absolute_path(os.fspath(path))
+        in_place = _writes_in_place(target)
+        folder = tempfile.gettempdir() if in_place else os.path.dirname(target)
         try:
-            _make_dirs(os.path.dirname(target), self._created_dirs)
-            temp = _temp_name(os.path.dirname(target), suffix)
+            if not in_place:
+                _make_dirs(folder, self._created_dirs)
+            temp = _temp_name(folder, suffix)
             self._staged.append((temp, target))  # first: rollback removes it whatever happens
             _create_empty(temp)
         except OSError as exc:
@@ -1408,6 +1426,9 @@ class OutputTransaction:
         target = ""
         try:
             for temp, target in self._staged:
+                if _writes_in_place(target):
+                    _write_into(temp, target)
+                    continue
                 _set_mode(temp)  # writers that made their own temp file use 0600
                 _place(temp, target, placed, self._replaced)
         except BaseException as exc:
