@@ -292,3 +292,24 @@ def test_batches_never_split_the_boxes_of_a_frame(md: ItemTable, size: int) -> N
         for index in batch.tolist():
             assert where.setdefault(str(jobs[index]), number) == number
     assert len({str(job) for job in jobs}) < len(jobs)  # some frame has two boxes
+
+
+def test_frames_without_times_get_units_from_looks_not_one_each(tmp_path: Path) -> None:
+    """Crops of some cameras carry no EXIF: their bursts are found by looks, so a target
+    below the number of bursts never keeps two detections of one burst."""
+    import json as json_module
+
+    from smartdownsample.synthetic import make_dataset, megadetector_document
+
+    data = make_dataset(tmp_path / "set", 160, seed=4)
+    document = megadetector_document(data, tmp_path / "set")
+    results = tmp_path / "set" / "detections.json"
+    results.write_text(json_module.dumps(document), encoding="utf-8")
+    table = read_detections(results)
+    burst_of = {os.path.abspath(image.path): image.burst_id for image in data.images}
+    n_bursts = len(set(burst_of[os.path.abspath(f)] for f in table.frame))
+    for target in (n_bursts // 2, n_bursts - 2):
+        result = downsample(table, target, show_progress=False)
+        kept = [burst_of[os.path.abspath(result.paths[i])] for i in np.flatnonzero(result.selected)]
+        assert len(kept) == target
+        assert len(set(kept)) == len(kept), "two detections of one burst were kept"

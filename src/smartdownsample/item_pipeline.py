@@ -111,17 +111,22 @@ def item_units(
     From the table's metadata (``seq_id``, or location and time) where it has
     them; the times it lacks come from the frames' EXIF capture times
     (``features["capture_time"]``), grouped by location, else folder
-    (:func:`~.formats.sequence_ids`). Without any sequence or time, from
-    looks, as bursts of files (:func:`.pipeline.find_units`). Either way all
-    boxes of one frame are one unit (:func:`merge_by_frame`).
+    (:func:`~.formats.sequence_ids`). Rows with neither a sequence nor a
+    time (crops that lost their EXIF, a camera without a clock) get their
+    units from looks, as bursts of files (:func:`.pipeline.find_units`),
+    rather than one unit each. All boxes of one frame are one unit
+    (:func:`merge_by_frame`).
     """
     from .formats.items import sequence_ids
 
     times = np.where(np.isnan(table.time), features["capture_time"], table.time)
-    if any(seq is not None for seq in table.sequence) or np.isfinite(times).any():
-        units = sequence_ids(dataclasses.replace(table, time=times.astype(np.float64)))
-    else:
-        units = pipeline.find_units(features, [os.path.abspath(f) for f in table.frame]).bursts
+    untold = np.array([seq is None for seq in table.sequence], dtype=bool) & np.isnan(times)
+    looks = pipeline.find_units(features, [os.path.abspath(f) for f in table.frame]).bursts
+    if untold.all():
+        return merge_by_frame(looks, frame_of)
+    units = sequence_ids(dataclasses.replace(table, time=times.astype(np.float64)))
+    if untold.any():
+        units = np.where(untold, int(units.max()) + 1 + looks, units)
     return merge_by_frame(units, frame_of)
 
 
