@@ -229,6 +229,9 @@ def test_ctrl_c_puts_back_the_files_an_overwrite_replaced(
 
 CHILD = """\
 import os, signal, sys
+# As from an interactive shell: Ctrl-C raises KeyboardInterrupt (a shell's background job,
+# such as a CI runner may start, would have SIGINT ignored from the start).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from smartdownsample import outputs
 from smartdownsample.cli import main
 
