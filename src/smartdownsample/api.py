@@ -15,7 +15,7 @@ import secrets
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeGuard, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast, overload
 
 import numpy as np
 
@@ -237,19 +237,20 @@ def downsample(
     store = _open_cache(cache, hash_size, verify_cache)
     runner = _build_runner(backend, n_workers, executor, client, checked_timeout(image_timeout))
     try:
-        run = item_pipeline.run_items if _is_item_table(image_paths) else pipeline.run
-        return run(
-            image_paths,  # type: ignore[arg-type]  # the one each run takes (checked above)
+        settings = pipeline.Settings(
             target,
-            hash_size=hash_size,
-            seed=seed,
-            random_seed=random_seed,
-            strategy=strategy,
+            hash_size,
+            seed,
+            random_seed,
+            strategy,
             runner=runner,
             cache=store,
             show_progress=show_progress,
             on_failure=_failure_policy(image_loading_errors),
         )
+        if _is_item_table(image_paths):
+            return item_pipeline.run_items(image_paths, settings)
+        return pipeline.run(cast("Iterable[str | os.PathLike[str]]", image_paths), settings)
     finally:
         if store is not None and store is not cache and hasattr(store, "close"):
             store.close()  # only a cache this call opened; a caller's own stays open

@@ -25,8 +25,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import pipeline
-from ._types import Strategy
-from .extraction import BatchRunner, FeatureStore
 from .extraction.batch import RegionPath
 from .paths import natural_order
 from .result import SelectionResult
@@ -130,61 +128,21 @@ def item_units(
     return merge_by_frame(units, frame_of)
 
 
-def run_items(
-    table: ItemTable,
-    target: int,
-    *,
-    hash_size: int,
-    seed: int,
-    random_seed: int | None,
-    strategy: Strategy,
-    runner: BatchRunner | None = None,
-    cache: FeatureStore | None = None,
-    show_progress: bool = False,
-    on_failure: pipeline.FailureHandler | None = None,
-) -> SelectionResult:
-    """All stages, timed: ``target`` items of ``table``, one result row per item.
+def run_items(table: ItemTable, settings: pipeline.Settings) -> SelectionResult:
+    """``settings.target`` items of ``table``, one result row per item.
 
-    ``strategy`` sets the buckets; the choice always treats each unit
-    (sequence) as one burst (as ``strategy="burst"`` does for bursts).
+    ``settings.strategy`` sets the buckets; the choice always treats each
+    unit (sequence) as one burst (as ``strategy="burst"`` does for bursts).
     """
-    timer = pipeline.Timer()
-    prepared = prepare_items(table)
-    timer.lap("listing")
-    extraction = pipeline.extract(
-        prepared,
-        hash_size,
-        runner=runner,
-        cache=cache,
-        show_progress=show_progress,
-        on_failure=on_failure,
-    )
-    timer.lap("features")
-    readable = np.flatnonzero(extraction.ok)
-    features = extraction.features[readable]
-    if len(readable):
+    _, frame_of = table.frames()
+
+    def units_of(
+        prepared: pipeline.Prepared, readable: NDArray[np.int64], features: NDArray[np.void]
+    ) -> pipeline.Units:
         rows = prepared.order[readable]
-        _, frame_of = table.frames()
-        units = item_units(table.take(rows), features, frame_of[rows])
-        buckets = pipeline.bucket(features, strategy)
-        chosen = pipeline.choose(features, buckets, pipeline.Units(units), target, seed, "burst")
-    else:
-        units = np.zeros(0, dtype=np.int64)
-        chosen = pipeline.Chosen(units, units)
-    timer.lap("selection")
-    result = pipeline.assemble(
-        prepared,
-        extraction,
-        units,
-        chosen,
-        target=target,
-        hash_size=hash_size,
-        random_seed=random_seed,
-        strategy=strategy,
-        timings=timer.seconds,
-    )
+        return pipeline.Units(item_units(table.take(rows), features, frame_of[rows]))
+
+    result = pipeline.run_stages(lambda: prepare_items(table), units_of, settings, "burst")
     result.items = table
-    timer.lap("report")
-    timer.seconds["total"] = sum(timer.seconds.values())
     pipeline.log_outcome(result)
     return result

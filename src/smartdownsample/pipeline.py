@@ -41,6 +41,7 @@ from .selection import home_buckets, select_burst_aware, select_by_buckets
 __all__ = [
     "Chosen",
     "Prepared",
+    "Settings",
     "Units",
     "assemble",
     "bucket",
@@ -49,6 +50,7 @@ __all__ = [
     "find_units",
     "prepare_paths",
     "run",
+    "run_stages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -315,40 +317,61 @@ def assemble(
 # ---------------------------------------------------------------- the whole run
 
 
-def run(
-    image_paths: Iterable[str | os.PathLike[str]],
-    target: int,
-    *,
-    hash_size: int,
-    seed: int,
-    random_seed: int | None,
-    strategy: Strategy,
-    runner: BatchRunner | None = None,
-    cache: FeatureStore | None = None,
-    show_progress: bool = False,
-    on_failure: FailureHandler | None = None,
+@dataclass(frozen=True)
+class Settings:
+    """How a run selects: everything but the inputs."""
+
+    target: int
+    hash_size: int
+    seed: int
+    random_seed: int | None
+    strategy: Strategy
+    runner: BatchRunner | None = None
+    cache: FeatureStore | None = None
+    show_progress: bool = False
+    on_failure: FailureHandler | None = None
+
+
+UnitFinder = Callable[[Prepared, NDArray[np.int64], NDArray[np.void]], Units]
+"""Stage 4 of a kind of input: (prepared, readable positions, their rows) -> units."""
+
+
+def file_units(
+    prepared: Prepared, readable: NDArray[np.int64], features: NDArray[np.void]
+) -> Units:
+    """Stage 4 for files: bursts and clusters from folders, times and looks."""
+    sorted_paths = prepared.sorted_absolute
+    return find_units(features, [sorted_paths[i] for i in readable])
+
+
+def run_stages(
+    prepare: Callable[[], Prepared], units_of: UnitFinder, settings: Settings, choice: Strategy
 ) -> SelectionResult:
-    """All stages, timed: the selection of ``target`` images from ``image_paths``."""
+    """All stages, timed: ``prepare`` gives the inputs, ``units_of`` their units.
+
+    ``choice`` is the selection rule (``settings.strategy`` for files; the
+    burst-aware rule over sequences for detections), ``settings.strategy``
+    the bucket rule.
+    """
     timer = Timer()
-    prepared = prepare_paths(image_paths)
+    prepared = prepare()
     timer.lap("listing")
     extraction = extract(
         prepared,
-        hash_size,
-        runner=runner,
-        cache=cache,
-        show_progress=show_progress,
-        on_failure=on_failure,
+        settings.hash_size,
+        runner=settings.runner,
+        cache=settings.cache,
+        show_progress=settings.show_progress,
+        on_failure=settings.on_failure,
     )
     timer.lap("features")
     readable = np.flatnonzero(extraction.ok)
     features = extraction.features[readable]
-    sorted_paths = prepared.sorted_absolute
     if len(readable):
-        buckets = bucket(features, strategy)
-        units = find_units(features, [sorted_paths[i] for i in readable])
+        buckets = bucket(features, settings.strategy)
+        units = units_of(prepared, readable, features)
+        chosen = choose(features, buckets, units, settings.target, settings.seed, choice)
         bursts = units.bursts
-        chosen = choose(features, buckets, units, target, seed, strategy)
     else:
         bursts = np.zeros(0, dtype=np.int64)
         chosen = Chosen(bursts, bursts)
@@ -358,14 +381,20 @@ def run(
         extraction,
         bursts,
         chosen,
-        target=target,
-        hash_size=hash_size,
-        random_seed=random_seed,
-        strategy=strategy,
+        target=settings.target,
+        hash_size=settings.hash_size,
+        random_seed=settings.random_seed,
+        strategy=settings.strategy,
         timings=timer.seconds,
     )
     timer.lap("report")
     timer.seconds["total"] = sum(timer.seconds.values())
+    return result
+
+
+def run(image_paths: Iterable[str | os.PathLike[str]], settings: Settings) -> SelectionResult:
+    """The selection of ``settings.target`` images from ``image_paths``."""
+    result = run_stages(lambda: prepare_paths(image_paths), file_units, settings, settings.strategy)
     log_outcome(result)
     return result
 
