@@ -219,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         list_file = make_files(root, args.n, args.unique)
         n = args.n
         print(
-            f"\n== {n:,} paths (copies of {args.unique:,} drawn crops), "
-            f"n_workers={args.workers} =="
+            f"\n== {n:,} paths (copies of {args.unique:,} drawn crops), n_workers={args.workers} =="
         )
         base = _child(_BASELINE, str(list_file))
         base_rss = _rss_bytes(base["rss"])
