@@ -894,3 +894,38 @@ def test_clear_refuses_non_sqlite_and_deletes_damaged_cache(
         handle.truncate(database.stat().st_size // 3)
     assert clear_cache(database) == 0
     assert not database.exists()
+
+
+def test_opening_while_another_process_reads_in_the_old_mode(
+    tmp_path: Path, images: list[str], uncached: SelectionResult
+) -> None:
+    """Two runs creating one cache at once: SQLite refuses the switch to WAL at once while
+    the other reads in rollback mode; the run goes on in that mode, and a later run
+    switches."""
+    database = tmp_path / "features.sqlite"
+    _fill(database, images[:20])
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    reader = sqlite3.connect(database, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM features").fetchone()  # holds a shared lock
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CacheWarning)
+            store = FeatureCache(database, hash_size=8)  # opened while the other reads
+    finally:
+        reader.close()  # the other run's read ends
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        try:
+            result = downsample(images, TARGET, cache=store, show_progress=False)
+        finally:
+            store.close()
+    _same_result(result, uncached)
+    assert result.n_cached == 20
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    downsample(images, TARGET, cache=str(database), show_progress=False)
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cache_info(database)["entries"] == N_IMAGES

@@ -276,6 +276,28 @@ def _is_lock(exc: sqlite3.Error) -> bool:
     return "locked" in message or "busy" in message
 
 
+WAL_SWITCH_SECONDS = 2.0
+"""How long opening a cache keeps trying to switch it to WAL mode. SQLite refuses
+the switch at once (no busy wait) while another process reads the file in the
+old mode, as when two runs create one cache at the same moment; after this the
+run goes on in the file's current mode, which works as well, and the next run
+makes the switch."""
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """Put the database in WAL mode if it can be done now; the journal mode in force."""
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not _is_lock(exc) or time.monotonic() > deadline:
+                if not _is_lock(exc):
+                    raise
+                return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            time.sleep(0.05)
+
+
 NOT_UTF8_KEY_PREFIX = "\0"
 """Starts the ``path`` key of a name that is not UTF-8: no real path holds a NUL."""
 
@@ -659,7 +681,7 @@ class FeatureCache:
             self._upgrade(conn)
             self._validate(conn)
             if not self.read_only:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _switch_to_wal(conn)
                 if str(mode).lower() != "wal":
                     logger.info(
                         "feature cache %s: WAL mode unavailable here, using %s", self.path, mode
