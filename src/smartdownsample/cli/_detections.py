@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -312,18 +311,11 @@ def write_detector_outputs(
 
 
 def _write_json(path: str, tx: OutputTransaction, source: DetectorSource, kept: ItemTable) -> None:
-    """Stage ``--out-json``: written by the format's writer, put in place by the transaction.
-
-    Through :meth:`OutputTransaction.open`, so that a device (``/dev/stdout``,
-    ``/dev/null``) is written to, never replaced by a file.
-    """
+    """Stage ``--out-json``: written by the format's writer, put in place by the transaction
+    (which writes a device such as ``/dev/null`` into, never replacing it)."""
     from ..formats import write_detections
 
-    with tempfile.TemporaryDirectory(prefix=".smartdownsample-json-") as staging:
-        filtered = os.path.join(staging, "kept.json")
-        write_detections(filtered, source.document, kept)
-        with open(filtered, encoding="utf-8") as written, tx.open(path) as handle:
-            shutil.copyfileobj(written, handle)
+    write_detections(tx.temp_for(path, suffix=".json"), source.document, kept)
 
 
 def _write_crops(

@@ -117,12 +117,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     with OutputTransaction() as tx:
         root = os.path.abspath(listing.root)
         written = write_common(outputs, tx, selected, root, manifest(outcomes), show)
-        for outcome in outcomes:
-            if outcome.result is not None:
-                save_charts(outputs, tx, outcome.result, outcome.name, written)
-        if not to_cut:
-            _no_charts(outputs, cap, written)
-        write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
+        _write_class_pictures(outputs, tx, written, args, outcomes)
         write_report(
             outputs,
             tx,
@@ -219,6 +214,22 @@ def _save_html(path: str, args: argparse.Namespace, outcomes: Sequence[ClassOutc
     )
 
 
+def _write_class_pictures(
+    outputs: Outputs,
+    tx: OutputTransaction,
+    written: Written,
+    args: argparse.Namespace,
+    outcomes: Sequence[ClassOutcome],
+) -> None:
+    """Stage the charts of every downsampled class and the HTML page of all classes."""
+    for outcome in outcomes:
+        if outcome.result is not None:
+            save_charts(outputs, tx, outcome.result, outcome.name, written)
+    if all(outcome.result is None for outcome in outcomes):
+        _no_charts(outputs, args.max_per_class, written)
+    write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
+
+
 def _no_charts(outputs: Outputs, cap: int, written: Written) -> None:
     """Say why ``--distribution``/``--thumbnails`` wrote nothing: no class was cut."""
     charts = (("--distribution", outputs.distribution), ("--thumbnails", outputs.thumbnails))
@@ -303,12 +314,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
         rows = _item_manifest(source, groups, outcomes)
         written = write_common(outputs, tx, kept_frames, common_root(frames), rows, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)
-        for outcome in outcomes:
-            if outcome.result is not None:
-                save_charts(outputs, tx, outcome.result, outcome.name, written)
-        if not to_cut:
-            _no_charts(outputs, cap, written)
-        write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
+        _write_class_pictures(outputs, tx, written, args, outcomes)
         write_report(
             outputs,
             tx,
