@@ -635,7 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--variants", default="", help="--sweep: comma-separated variant names (default: all)"
     )
     parser.add_argument(
-        "--no-real", action="store_true", help="--sweep: leave out the real photographs"
+        "--real-seeds",
+        default="0,1,2",
+        help="--sweep: seeds of the real-photograph sets ('': none; 0 is in the tuning half)",
     )
     parser.add_argument(
         "--sweep-seeds",
@@ -695,7 +697,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     out = Path(args.json)
     if out == RESULTS_DIR / "quality.json":
         out = RESULTS_DIR / "sweep.json"
-    sweep_bench.sweep(Path(args.data_dir), variants, seeds, args.workers, not args.no_real, out)
+    real_seeds = [int(s) for s in args.real_seeds.split(",") if s.strip()]
+    sweep_bench.sweep(Path(args.data_dir), variants, seeds, args.workers, real_seeds, out)
     return 0
 
 

@@ -313,6 +313,65 @@ def test_proportional_shares_is_largest_remainder_without_binding_caps(
     assert (shares <= np.ceil(ideal + 1e-9)).all()
 
 
+@st.composite
+def floored_problems(draw: st.DrawFn) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    count = draw(st.integers(1, 15))
+    weights = np.array(draw(st.lists(st.integers(0, 500), min_size=count, max_size=count)))
+    caps = np.array(draw(st.lists(st.integers(0, 300), min_size=count, max_size=count)))
+    floors = np.array([draw(st.integers(0, int(c))) for c in caps])
+    total = draw(st.integers(int(floors.sum()), int(caps.sum())))
+    return weights, total, caps, floors
+
+
+@MORE_EXAMPLES
+@given(floored_problems())
+def test_floored_shares_count_the_floor_inside_the_share(
+    problem: tuple[np.ndarray, int, np.ndarray, np.ndarray],
+) -> None:
+    weights, total, caps, floors = problem
+    shares = proportional_shares(weights, total, caps, floors=floors)
+    assert int(shares.sum()) == total
+    assert (shares >= floors).all() and (shares <= caps).all()
+    # Water level: an item above its floor and below its cap is within one of
+    # its proportional share at the level every such item shares; so no item
+    # above its floor gets more than one over what its weight earns compared
+    # with any other item that still has room.
+    used = weights if weights.any() else np.ones(len(weights))  # all zero: equal weights
+    for i in np.flatnonzero((shares > floors) & (used > 0)):
+        for j in np.flatnonzero((shares < caps) & (used > 0)):
+            assert (shares[i] - 1) / used[i] <= (shares[j] + 1) / used[j] + 1e-9
+
+
+def test_floored_shares_do_not_add_on_top_of_the_floor() -> None:
+    # Ideal 3, 3, 0.6: the third keeps its floor of 2 and the rest goes to the others
+    # in proportion, not 2 + its share on top.
+    shares = proportional_shares(np.array([10, 10, 2]), 6, np.array([9, 9, 9]), np.array([1, 1, 2]))
+    assert shares.tolist() == [2, 2, 2]
+    # Without floors, the same as before.
+    assert proportional_shares(np.array([10, 10, 2]), 6, np.array([9, 9, 9]), None).tolist() == [
+        3,
+        3,
+        0,
+    ]
+    with pytest.raises(ValueError, match="above floors"):
+        proportional_shares(np.array([1, 1]), 1, np.array([2, 2]), np.array([1, 1]))
+
+
+def test_a_split_burst_alone_in_its_bucket_gets_one_pick_while_frames_earn_one() -> None:
+    # Bucket 0: one burst of 10 frames that the finder split in two (one cluster).
+    # Bucket 1: 100 frames in 20 bursts of 5, in 4 clusters. 12 picks: about one per
+    # 9 frames, so bucket 0 earns about 1.1 picks by frames; with the picks beyond one
+    # per cluster added on top of those, bucket 0 got a second pick from the same
+    # burst while bucket 1 had unpicked bursts.
+    buckets = np.r_[np.zeros(10, int), np.ones(100, int)]
+    bursts = np.r_[[0] * 5 + [1] * 5, 2 + np.arange(100) // 5]
+    clusters = np.r_[np.zeros(10, int), 1 + np.arange(100) // 25]
+    picked = select_burst_aware(buckets, bursts, 12, seed=0, clusters=clusters)
+    assert len(picked) == 12
+    assert int((picked < 10).sum()) == 1
+    assert len(np.unique(bursts[picked])) == 12
+
+
 def test_proportional_shares_examples_and_errors() -> None:
     # Ideal 5, 2.5, 0.5: the tied remainder goes to the larger weight.
     assert proportional_shares(np.array([10, 5, 1]), 8, np.array([10, 5, 1])).tolist() == [5, 3, 0]

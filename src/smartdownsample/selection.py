@@ -64,12 +64,19 @@ IntArray = NDArray[np.int64]
 
 
 def proportional_shares(
-    weights: NDArray[np.integer] | NDArray[np.floating], total: int, caps: IntArray
+    weights: NDArray[np.integer] | NDArray[np.floating],
+    total: int,
+    caps: IntArray,
+    floors: IntArray | None = None,
 ) -> IntArray:
     """Split ``total`` in proportion to ``weights`` without exceeding ``caps``.
 
     Largest-remainder rounding; an item that reaches its cap hands its surplus
     on to the others. Ties go to the larger weight, then the lower index.
+    With ``floors``, no item gets less than its floor, and an item whose
+    proportional share is below its floor keeps just its floor: the shares
+    are ``total`` spread in proportion to ``weights`` *including* what the
+    floors already give, not added on top of them.
 
     Examples
     --------
@@ -78,11 +85,16 @@ def proportional_shares(
     [5, 3, 0]
     >>> proportional_shares(np.array([10, 5, 1]), 8, np.array([2, 5, 1])).tolist()
     [2, 5, 1]
+    >>> caps, floors = np.array([9, 9, 9]), np.array([1, 1, 2])
+    >>> proportional_shares(np.array([10, 10, 2]), 6, caps, floors).tolist()
+    [2, 2, 2]
     """
     weights = np.asarray(weights, dtype=np.float64)
     caps = np.asarray(caps, dtype=np.int64)
     if total > int(caps.sum()):
         raise ValueError(f"cannot share {total} within caps summing to {int(caps.sum())}")
+    if floors is not None:
+        return _floored_shares(weights, total, caps, np.asarray(floors, dtype=np.int64))
     shares = np.zeros(len(weights), dtype=np.int64)
     free = caps > 0
     remaining = float(total)
@@ -117,6 +129,41 @@ def proportional_shares(
             if room[index] > 0:
                 shares[index] += 1
                 leftover -= 1
+    return shares
+
+
+def _floored_shares(
+    weights: NDArray[np.float64], total: int, caps: IntArray, floors: IntArray
+) -> IntArray:
+    """:func:`proportional_shares` with a floor per item: ``clip(level * weight,
+    floor, cap)`` summing to ``total``, then largest-remainder rounding."""
+    if np.any(floors > caps) or total < int(floors.sum()):
+        raise ValueError(f"cannot share {total} above floors summing to {int(floors.sum())}")
+    if not np.any(weights > 0):
+        weights = np.ones(len(weights), dtype=np.float64)
+    # The level is where sum(clip(level * w, floor, cap)) reaches total; the sum
+    # grows with the level, so bisection finds which items sit at a bound, and
+    # the level is then solved exactly for the others.
+    positive = weights > 0
+    low, high = 0.0, float(np.max(caps[positive] / weights[positive])) + 1.0
+    for _ in range(200):
+        level = 0.5 * (low + high)
+        if np.clip(level * weights, floors, caps).sum() < total:
+            low = level
+        else:
+            high = level
+    ideal = np.clip(high * weights, floors, caps).astype(np.float64)
+    free = positive & (high * weights > floors) & (high * weights < caps)
+    if free.any():
+        rest = total - float(ideal[~free].sum())
+        ideal[free] = np.clip(rest * weights[free] / weights[free].sum(), floors[free], caps[free])
+    shares = np.maximum(np.floor(ideal + 1e-9).astype(np.int64), floors)
+    shares = np.minimum(shares, caps)
+    leftover = total - int(shares.sum())
+    room = caps - shares
+    fractions = np.where(room > 0, ideal - shares, -np.inf)
+    order = np.lexsort((np.arange(len(weights)), -weights, -fractions))
+    shares[order[:leftover]] += 1
     return shares
 
 
@@ -326,12 +373,20 @@ def _unit_quotas(
 
     Every bucket gets one pick, then the picks up to the number of clusters
     (``groups``; default: one per burst) are shared in proportion to ``size **
-    weight_power``, never more than a bucket has clusters; then, up to the
-    number of bursts, in proportion to size, never more than a bucket has
-    bursts (a cluster's further picks are spread over its frames like a
-    stride's, so they follow frames as a stride's do); only when every
-    burst has a pick are the rest shared in proportion to size, never more
-    than a bucket's unpicked frames.
+    weight_power``, never more than a bucket has clusters. Beyond that, picks
+    follow frames as a stride's do: up to the number of bursts, each bucket
+    ends with its share of the picks in proportion to its size, never more
+    than it has bursts and never less than it already has (so a bucket whose
+    one cluster is one burst split in two gets no second pick while its
+    frames' share is one); only when every burst has a pick, in proportion to
+    size up to all its frames, again counting what it already has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sizes, units, keys = np.array([11, 146]), np.array([2, 30]), np.array([0, 1])
+    >>> _unit_quotas(sizes, units, 16, keys, 0.5, groups=np.array([1, 4])).tolist()
+    [1, 15]
     """
     total = int(sizes.sum())
     target = min(target, total)
@@ -346,11 +401,14 @@ def _unit_quotas(
     quotas[:] = 1
     first = min(target, int(groups.sum()))
     quotas += proportional_shares(weights, first - len(keys), groups - 1)
+    # Beyond one per cluster, picks follow frames, as a stride's do: a bucket ends
+    # with its frames' share of the picks (no less than it has), not that share
+    # on top of what it has.
     second = min(target, int(units.sum()))
-    if second > first:  # beyond one per cluster, picks follow frames, as a stride's do
-        quotas += proportional_shares(sizes, second - first, units - groups)
+    if second > first:
+        quotas = proportional_shares(sizes, second, units, floors=quotas)
     if target > second:
-        quotas += proportional_shares(sizes, target - second, sizes - units)
+        quotas = proportional_shares(sizes, target, sizes, floors=quotas)
     return quotas
 
 
@@ -549,7 +607,8 @@ def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: 
     ends = np.r_[starts[1:], end]
     counts = ends - starts
     frames = np.add.reduceat(unit_size[:end], starts)
-    extra = proportional_shares(frames, picks - len(starts), counts - 1)
+    floors = np.ones(len(starts), dtype=np.int64)
+    extra = proportional_shares(frames, picks, counts, floors=floors) - 1
     # One pick: the unit under the group's middle frame (weighted_stride_positions
     # with one pick), for all such groups at once; more: one stride per group.
     first = int(starts[0])
