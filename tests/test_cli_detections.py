@@ -27,6 +27,7 @@ from PIL import Image
 from detections import CameraTrapSet, make_camera_trap_set
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.formats import crop_file_name, crop_item, read_coco, read_megadetector
+from smartdownsample.listing import is_image_name
 from smartdownsample.outputs import RECORD_NAME, TEMP_PREFIX
 
 QUIET = ("--no-progress", "--no-cache", "-q")
@@ -450,7 +451,7 @@ def test_bad_input_is_skipped_and_reported_with_skip_unreadable(
 
 @pytest.mark.parametrize(
     "content",
-    ['{"images": [{"name": "a.jpg"}]}', '{"results": []}', "[1, 2]", '{"images": 3'],
+    ['{"images": [{"name": "a.jpg"}]}', '{"results": []}', '{"images": 3'],
 )
 def test_a_json_of_neither_format_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
@@ -462,6 +463,29 @@ def test_a_json_of_neither_format_is_one_line(
         assert code == 1
         line = one_error_line(err)
         assert str(path) in line
+
+
+def test_a_json_array_is_a_list_of_paths_not_detector_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], data: CameraTrapSet
+) -> None:
+    frames = sorted(str(p) for p in Path(data.root).rglob("*") if is_image_name(p.name))[:6]
+    assert len(frames) == 6
+    listed = tmp_path / "paths.json"
+    listed.write_text(json.dumps(frames), encoding="utf-8")
+    out = tmp_path / "kept.txt"
+    code, _, err = run(capsys, "select", listed, "--target", "3", "--out", out, *QUIET)
+    assert code == 0, err
+    kept = out.read_text(encoding="utf-8").splitlines()
+    assert len(kept) == 3 and set(kept) <= set(frames)
+    # Neither an array of paths nor an object: one line naming the file and both kinds.
+    for content in ("[1, 2]", "a.jpg\nb.jpg\n", ""):
+        listed.write_text(content, encoding="utf-8")
+        code, _, err = run(capsys, "select", listed, "--target", "2", *QUIET)
+        assert code == 2
+        line = one_error_line(err)
+        assert str(listed) in line and "array of image paths" in line and "detector" in line
+    code, _, err = run(capsys, "balance", listed, "--max-per-class", "2", *QUIET)
+    assert code == 2 and "detector .json" in one_error_line(err)
 
 
 def test_help_shows_detector_examples(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from smartdownsample.listing import (
     is_image_name,
     list_sources,
     read_csv_file,
+    read_json_list,
     read_list_file,
 )
 
@@ -133,6 +134,34 @@ def test_csv_without_path_column_names_file_and_fix(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(InvalidArgumentError, match=r"empty"):
         read_csv_file(empty)
+
+
+def test_json_array_of_paths_relative_to_its_folder(tmp_path: Path) -> None:
+    listed = tmp_path / "lists" / "images.json"
+    listed.parent.mkdir()
+    listed.write_text('["cam 1/a.jpg", "/data/b.jpg", "  ", "../c.jpg"]', encoding="utf-8")
+    assert read_json_list(listed) == [
+        str(tmp_path / "lists" / "cam 1" / "a.jpg"),
+        "/data/b.jpg",
+        str(tmp_path / "lists" / ".." / "c.jpg"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ('{"images": []}', r"holds a dict, not an array of paths"),
+        ('["a.jpg", 3]', r"entry 1 is 3, not a path"),
+        ("a.jpg\nb.jpg\n", r"not valid JSON"),
+    ],
+)
+def test_json_that_is_not_an_array_of_paths_names_file_and_fix(
+    tmp_path: Path, content: str, says: str
+) -> None:
+    bad = tmp_path / "mine.json"
+    bad.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidArgumentError, match=rf"mine\.json.*{says}.*JSON array of image"):
+        read_json_list(bad)
 
 
 def test_list_sources_mixes_kinds_and_drops_duplicates(tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ A SOURCE on the command line is one of:
   dot, or marked hidden on Windows) are skipped, and so is every folder
   already searched, so symlink loops end;
 - a CSV file (``.csv``) with a ``path`` column;
+- a JSON file (``.json``) holding one array of paths, as ``json.dump(paths)``
+  writes it (detector output, a JSON object, is read by the command line's
+  detections route instead);
 - any other text file: one path a line (blank lines and lines starting with
   ``#`` are ignored);
 - a single image file.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -42,6 +46,7 @@ __all__ = [
     "list_sources",
     "merge_same_files",
     "read_csv_file",
+    "read_json_list",
     "read_list_file",
 ]
 
@@ -55,6 +60,9 @@ CSV_EXTENSIONS = frozenset({".csv"})
 
 PATH_COLUMN = "path"
 """Name of the CSV column holding image paths (matched ignoring case and spaces)."""
+
+JSON_EXTENSIONS = frozenset({".json"})
+"""Files with these extensions are read as a JSON array of paths."""
 
 CSV_SNIFF_BYTES = 64 * 1024
 """Bytes read to guess a CSV's delimiter (comma, semicolon or tab)."""
@@ -427,6 +435,51 @@ def read_csv_file(path: str | os.PathLike[str]) -> list[str]:
     return paths
 
 
+def read_json_list(path: str | os.PathLike[str]) -> list[str]:
+    """Image paths from a JSON file holding one array of strings.
+
+    Relative paths are relative to the file's folder.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If the file is not JSON, or not an array of strings.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> name = os.path.join(folder, "images.json")
+    >>> with open(name, "w") as handle:
+    ...     json.dump(["cam1/a.jpg", "cam2/b.jpg"], handle)
+    >>> [os.path.relpath(p, folder) for p in read_json_list(name)]
+    ['cam1/a.jpg', 'cam2/b.jpg']
+    """
+    name = os.fspath(path)
+    base = _base_folder(name)
+    fix = (
+        "give a JSON array of image paths, a text file with one path a line, or a CSV file "
+        "(detector output is a JSON object: MegaDetector results or COCO Camera Traps)"
+    )
+    try:
+        data = json.loads(_read_text(name))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{name!r} is not valid JSON ({exc}); {fix}") from None
+    if not isinstance(data, list):
+        raise InvalidArgumentError(
+            f"JSON file {name!r} holds a {type(data).__name__}, not an array of paths; {fix}"
+        )
+    paths: list[str] = []
+    for index, value in enumerate(data):
+        if not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"JSON file {name!r}: entry {index} is {value!r}, not a path; {fix}"
+            )
+        if value.strip():
+            paths.append(_checked(value.strip(), base, name, index + 1))
+    return paths
+
+
 @dataclass
 class SourceListing:
     """The images named by the command line's SOURCE arguments.
@@ -471,6 +524,8 @@ def _paths_of(
         return [source]
     if extension in CSV_EXTENSIONS:
         return read_csv_file(source)
+    if extension in JSON_EXTENSIONS:
+        return read_json_list(source)
     return read_list_file(source, null=null)
 
 

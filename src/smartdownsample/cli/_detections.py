@@ -128,16 +128,18 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_json_file(source: str) -> bool:
-    """True for a regular file named ``*.json`` or whose first character is ``{``."""
+    """True for a regular file whose first character is ``{`` (a JSON object).
+
+    Any other ``*.json`` is a list of paths (:func:`..listing.read_json_list`),
+    whose errors say what each kind of file must hold.
+    """
     if source == "-" or not os.path.isfile(source):
         return False
-    if source.lower().endswith(JSON_SUFFIX):
-        return True
     try:
         with open(source, "rb") as handle:
             start = handle.read(SNIFF_BYTES)
     except OSError:
-        return False
+        return source.lower().endswith(JSON_SUFFIX)  # reading it again names the error
     return start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
 
 

@@ -157,7 +157,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if not os.path.isdir(root):
         problem = "does not exist" if not os.path.exists(root) else "is not a folder"
         raise InvalidArgumentError(
-            f"ROOT {root!r} {problem}; give the folder that holds one subfolder per class"
+            f"ROOT {root!r} {problem}; give the folder that holds one subfolder per class, "
+            "or a detector .json (MegaDetector results or COCO Camera Traps)"
         )
 
 
