@@ -40,6 +40,8 @@ class ClassListing:
     """Paths dropped because they name a file another path already gave."""
     folder_failures: list[tuple[str, str]] = field(default_factory=list)
     """Folders that could not be listed (skipped with --skip-unreadable) and why."""
+    noun: str = "image"
+    """What a class holds, for messages: images, or a detector file's detections."""
 
     @property
     def paths(self) -> list[str]:

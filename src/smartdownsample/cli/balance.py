@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     with OutputTransaction() as tx:
         root = os.path.abspath(listing.root)
         written = write_common(outputs, tx, selected, root, manifest(outcomes), show)
-        _write_class_pictures(outputs, tx, written, args, outcomes)
+        _write_class_pictures(outputs, tx, written, args, outcomes, listing.noun)
         write_report(
             outputs,
             tx,
@@ -165,12 +165,12 @@ def _check_arguments(args: argparse.Namespace) -> None:
 def _warn_small_classes(args: argparse.Namespace, listing: ClassListing) -> None:
     for name, found in listing.classes:
         if not found:
-            logger.warning("class %r has no images", name)
+            logger.warning("class %r has no %ss", name, listing.noun)
         elif args.min_per_class is not None and len(found) < args.min_per_class:
             logger.warning(
-                "class %r has only %d images, fewer than --min-per-class %d",
+                "class %r has only %s, fewer than --min-per-class %d",
                 name,
-                len(found),
+                count_noun(len(found), listing.noun),
                 args.min_per_class,
             )
 
@@ -221,24 +221,25 @@ def _write_class_pictures(
     written: Written,
     args: argparse.Namespace,
     outcomes: Sequence[ClassOutcome],
+    noun: str,
 ) -> None:
     """Stage the charts of every downsampled class and the HTML page of all classes."""
     for outcome in outcomes:
         if outcome.result is not None:
             save_charts(outputs, tx, outcome.result, outcome.name, written)
     if all(outcome.result is None for outcome in outcomes):
-        _no_charts(outputs, args.max_per_class, written)
+        _no_charts(outputs, args.max_per_class, written, noun)
     write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
 
 
-def _no_charts(outputs: Outputs, cap: int, written: Written) -> None:
+def _no_charts(outputs: Outputs, cap: int, written: Written, noun: str) -> None:
     """Say why ``--distribution``/``--thumbnails`` wrote nothing: no class was cut."""
     charts = (("--distribution", outputs.distribution), ("--thumbnails", outputs.thumbnails))
     for option, path in charts:
         if path:
             message = (
                 f"{option}: no chart written: no class has more than --max-per-class "
-                f"{cap:,} images, so none was downsampled (charts show downsampled classes)"
+                f"{cap:,} {noun}s, so none was downsampled (charts show downsampled classes)"
             )
             logger.warning("%s", message)
             written.record.setdefault(option.lstrip("-"), [])
@@ -251,19 +252,19 @@ def _closing_lines(
     failed = sum(outcome.n_failed for outcome in outcomes)
     kept = sum(len(outcome.kept) for outcome in outcomes)
     done = (
-        f"done: kept {kept:,} of {count_noun(len(listing.paths), 'image')} in "
+        f"done: kept {kept:,} of {count_noun(len(listing.paths), listing.noun)} in "
         f"{count_noun(len(outcomes), 'class', 'classes')}; {failed:,} unreadable"
         f"{' (skipped)' if failed else ''}{folders_skipped(len(listing.folder_failures))}; "
         f"{seconds(elapsed)}"
     )
-    return [_class_table(outcomes, cap), done]
+    return [_class_table(outcomes, cap, listing.noun), done]
 
 
-def _class_table(outcomes: Sequence[ClassOutcome], cap: int) -> str:
+def _class_table(outcomes: Sequence[ClassOutcome], cap: int, noun: str) -> str:
     width = max([len("class"), *(len(o.name) for o in outcomes)])
-    header = f"{'class':<{width}} {'images':>10} {'kept':>10}  action"
+    header = f"{'class':<{width}} {noun + 's':>10} {'kept':>10}  action"
     lines = [
-        f"smartdownsample balance: at most {cap:,} images per class",
+        f"smartdownsample balance: at most {cap:,} {noun}s per class",
         header,
         "-" * len(header),
     ]
@@ -297,7 +298,9 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     table = source.table
     groups = _label_rows(source)
     listing = ClassListing(
-        root=json_path, classes=[(name, [table.frame[r] for r in rows]) for name, rows in groups]
+        root=json_path,
+        classes=[(name, [table.frame[r] for r in rows]) for name, rows in groups],
+        noun="detection",
     )
     cap = args.max_per_class
     to_cut = [name for name, rows in groups if len(rows) > cap]
@@ -315,7 +318,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
         rows = _item_manifest(source, groups, outcomes)
         written = write_common(outputs, tx, kept_frames, common_root(frames), rows, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)
-        _write_class_pictures(outputs, tx, written, args, outcomes)
+        _write_class_pictures(outputs, tx, written, args, outcomes, listing.noun)
         write_report(
             outputs,
             tx,
