@@ -249,3 +249,53 @@ def test_demo_writes_a_report_page(page: Any, tmp_path: Path) -> None:
     shot = tmp_path / "demo.png"
     page.screenshot(path=str(shot))
     _not_blank(shot)
+
+
+def _embedded_pictures(text: str) -> list[np.ndarray]:
+    import base64
+    import io
+
+    found = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', text)
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(b))).convert("RGB")) for b in found]
+
+
+def test_detection_thumbnails_show_the_box_not_the_frame(tmp_path: Path) -> None:
+    import json
+
+    rng = np.random.default_rng(3)
+    images = []
+    for index in range(12):
+        frame = np.zeros((240, 320, 3), dtype=np.uint8)
+        frame[:] = (30, 160, 40)  # green vegetation
+        x, y = rng.uniform(0.05, 0.6, size=2)
+        left, top = int(x * 320), int(y * 240)
+        frame[top : top + 96, left : left + 96] = (200, 30, 170) if index % 2 else (220, 60, 20)
+        name = f"cam1/IMG_{index:04d}.jpg"
+        (tmp_path / "cam1").mkdir(exist_ok=True)
+        Image.fromarray(frame).save(tmp_path / name, quality=92)
+        box = [left / 320, top / 240, 96 / 320, 96 / 240]
+        images.append({"file": name, "detections": [{"category": "1", "conf": 0.9, "bbox": box}]})
+    document = {
+        "info": {"format_version": "1.4"},
+        "detection_categories": {"1": "animal"},
+        "images": images,
+    }
+    source = tmp_path / "md.json"
+    source.write_text(json.dumps(document), encoding="utf-8")
+    page_path = tmp_path / "report.html"
+    sheet = tmp_path / "sheet.png"
+    assert _main("select", source, "--target", 4, "--html", page_path, "--thumbnails", sheet,
+                 "--out", tmp_path / "kept.txt", *CLI_FAST) == 0  # fmt: skip
+    # The PNG sheet too: its tiles are boxes, so the frames' green is nowhere in it.
+    pixels = np.asarray(Image.open(sheet).convert("RGB"), dtype=np.int64)
+    vegetation = np.abs(pixels - np.array([30, 160, 40])).max(axis=2) < 25
+    box_colour = (pixels[..., 0] > 150) & (pixels[..., 1] < 100)
+    assert box_colour.sum() > 1000 and vegetation.sum() < 0.01 * box_colour.sum()
+    text = page_path.read_text(encoding="utf-8")
+    pictures = _embedded_pictures(text)
+    assert len(pictures) >= 4  # at least the kept ones
+    for picture in pictures:
+        red, green, _ = picture.reshape(-1, 3).mean(axis=0)
+        assert red > 150 and green < 100, "a thumbnail shows the frame, not its box"
+    assert "animal 0.90 · IMG_" in text  # the category, as no species label was given
+    assert "<th>detections</th>" in text

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from images import write_oriented_jpeg
 from smartdownsample.buckets import bucket_ids
 from smartdownsample.features import features_from_thumbnails
-from smartdownsample.loading import _box_pixels, decode_file, thumbnail_side
+from smartdownsample.loading import box_pixels, decode_file, thumbnail_side
 from smartdownsample.synthetic import make_dataset
 
 SIDE = thumbnail_side(8)
@@ -49,7 +49,7 @@ def _crop_file(frame: str, box: np.ndarray, target: Path) -> str:
     """The box cut from the full-resolution upright frame and saved as a JPEG file."""
     with Image.open(frame) as image:
         upright = ImageOps.exif_transpose(image).convert("RGB")
-    upright.crop(_box_pixels(box, upright.width, upright.height)).save(target, quality=95)
+    upright.crop(box_pixels(box, upright.width, upright.height)).save(target, quality=95)
     return str(target)
 
 

@@ -7,7 +7,9 @@ counts, its kept images and a sample of the excluded ones as thumbnails. The
 frames of one burst are shown together, the kept frame marked, so a reader
 sees at a glance that a burst gave one frame, not five. Unreadable files are
 listed with their reasons. For ``balance`` each class gets a section of its
-own holding its buckets.
+own holding its buckets. For a selection of detections (a result with
+``items``) every thumbnail shows the detection's box, captioned with its
+label, not the whole frame.
 
 Thumbnails are small JPEGs embedded as ``data:`` URIs. They are made after the
 selection by decoding only the images shown, at the smallest DCT scale that
@@ -76,11 +78,20 @@ EXCLUDED_COLOUR = "#c0392b"
 
 @dataclass(frozen=True)
 class ClassSection:
-    """One class of a ``balance`` run: its name, images and selection (None: kept whole)."""
+    """One class of a ``balance`` run: its name, images and selection (None: kept whole).
+
+    ``noun`` names what the class holds ("image", or "detection" for detector output).
+    """
 
     name: str
     paths: Sequence[str]
     result: SelectionResult | None
+    noun: str = "image"
+
+
+Box = tuple[float, float, float, float]
+_Picture = tuple[str, "Box | None"]
+"""What a thumbnail shows: a file, and the normalised box cut from it (None: all of it)."""
 
 
 @dataclass
@@ -95,19 +106,22 @@ class _Unit:
 class _Page:
     """Thumbnails to make, and the HTML being built."""
 
-    wanted: dict[str, str] = field(default_factory=dict)
-    """Path of each image shown -> the slot its thumbnail fills in the text."""
+    wanted: dict[_Picture, str] = field(default_factory=dict)
+    """Each picture shown -> the slot its thumbnail fills in the text."""
     parts: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- thumbnails
 
 
-def thumbnail_jpeg(path: str, side: int = THUMB_SIDE) -> bytes | None:
+def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, box: Box | None = None) -> bytes | None:
     """A small JPEG of the image at ``path`` (EXIF orientation applied), or None.
 
     JPEGs are decoded at reduced size in the DCT domain (Pillow's ``draft``),
-    so a full camera-trap frame costs a few milliseconds.
+    so a full camera-trap frame costs a few milliseconds. With ``box``
+    (normalised ``x, y, w, h`` of the oriented image, as detector output gives
+    it) the thumbnail shows that box, decoded at the scale that leaves the box
+    at least ``side`` pixels.
 
     Examples
     --------
@@ -118,14 +132,23 @@ def thumbnail_jpeg(path: str, side: int = THUMB_SIDE) -> bytes | None:
     >>> data = thumbnail_jpeg(path)
     >>> data[:2] == b"\\xff\\xd8"
     True
+    >>> Image.open(io.BytesIO(thumbnail_jpeg(path, box=(0.5, 0.5, 0.25, 0.5)))).size  # 160 x 240
+    (75, 112)
     """
     from PIL import Image, ImageOps
 
+    from .loading import box_pixels
+
     try:
         with Image.open(path) as image:
-            image.draft("RGB", (side, side))
+            # The box is in oriented coordinates: ask for its smaller side on both axes.
+            scale = 1.0 if box is None else 1.0 / max(min(box[2], box[3]), 1e-3)
+            wanted = min(int(side * scale) + 1, 1 << 16)
+            image.draft("RGB", (wanted, wanted))
             oriented = ImageOps.exif_transpose(image)
             picture = oriented.convert("RGB")
+            if box is not None:
+                picture = picture.crop(box_pixels(box, *picture.size))
             picture.thumbnail((side, side))
             buffer = io.BytesIO()
             picture.save(buffer, "JPEG", quality=THUMB_QUALITY, optimize=True)
@@ -135,13 +158,18 @@ def thumbnail_jpeg(path: str, side: int = THUMB_SIDE) -> bytes | None:
         return None
 
 
-def _make_thumbnails(paths: Sequence[str]) -> dict[str, str | None]:
-    """``data:`` URIs of the thumbnails of ``paths`` (None where one cannot be made)."""
+def _thumbnail_of(picture: _Picture) -> bytes | None:
+    return thumbnail_jpeg(picture[0], THUMB_SIDE, picture[1])
+
+
+def _make_thumbnails(pictures: Sequence[_Picture]) -> dict[_Picture, str | None]:
+    """``data:`` URIs of the thumbnails of ``pictures`` (None where one cannot be made)."""
     with ThreadPoolExecutor(max_workers=THUMB_WORKERS) as pool:
-        images = list(pool.map(thumbnail_jpeg, paths))
+        images = list(pool.map(_thumbnail_of, pictures))
+    prefix = "data:image/jpeg;base64,"
     return {
-        path: None if data is None else "data:image/jpeg;base64," + base64.b64encode(data).decode()
-        for path, data in zip(paths, images, strict=True)
+        picture: None if data is None else prefix + base64.b64encode(data).decode()
+        for picture, data in zip(pictures, images, strict=True)
     }
 
 
@@ -212,14 +240,31 @@ def _file_uri(path: str) -> str:
         return ""
 
 
-def _thumb(page: _Page, result: SelectionResult, position: int) -> str:
-    path = result.paths[position]
-    state = "kept" if result.selected[position] else "excluded"
-    slot = page.wanted.setdefault(path, f"\x00{len(page.wanted)}\x00")
+def _picture(result: SelectionResult, position: int) -> tuple[_Picture, str]:
+    """What the thumbnail of ``position`` shows, and its caption."""
+    path = str(result.paths[position])
     name = os.path.basename(path)
+    items = result.items
+    if items is None or np.isnan(items.box[position]).any():
+        return (path, None), name
+    from .formats import UNCLASSIFIED
+
+    x, y, w, h = (float(v) for v in items.box[position])
+    label = items.label[position]
+    what = items.category[position] if label == UNCLASSIFIED else label
+    confidence = float(items.confidence[position])
+    score = "" if np.isnan(confidence) else f" {confidence:.2f}"
+    return (path, (x, y, w, h)), f"{what}{score} · {name}"
+
+
+def _thumb(page: _Page, result: SelectionResult, position: int) -> str:
+    picture, caption = _picture(result, position)
+    path = picture[0]
+    state = "kept" if result.selected[position] else "excluded"
+    slot = page.wanted.setdefault(picture, f"\x00{len(page.wanted)}\x00")
     return (
         f'<figure class="t {state}"><a href="{_e(_file_uri(path))}" title="{_e(path)}">'
-        f"{slot}</a><figcaption>{_e(name)}</figcaption></figure>"
+        f"{slot}</a><figcaption>{_e(caption)}</figcaption></figure>"
     )
 
 
@@ -375,11 +420,11 @@ def _fill_thumbnails(page: _Page, text: str) -> str:
     """Put each embedded thumbnail in its slot (a note where one cannot be made)."""
     uris = _make_thumbnails(list(page.wanted))
     pieces = text.split("\x00")
-    slots = {slot.strip("\x00"): path for path, slot in page.wanted.items()}
+    slots = {slot.strip("\x00"): picture for picture, slot in page.wanted.items()}
     for i in range(1, len(pieces), 2):
-        path = slots[pieces[i]]
-        uri = uris[path]
-        alt = _e(os.path.basename(path))
+        picture = slots[pieces[i]]
+        uri = uris[picture]
+        alt = _e(os.path.basename(picture[0]))
         pieces[i] = (
             f'<img alt="{alt}" src="{uri}">' if uri else '<span class="missing">no preview</span>'
         )
@@ -391,7 +436,7 @@ def _run_info(result: SelectionResult | None, extra: Mapping[str, Any]) -> dict[
     if result is not None:
         info.update(
             {
-                "images": f"{len(result.paths):,}",
+                ("images" if result.items is None else "detections"): f"{len(result.paths):,}",
                 "target": f"{result.target_count:,}",
                 "kept": f"{result.n_selected:,}",
                 "unreadable": f"{len(result.failures):,}",
@@ -434,8 +479,10 @@ def html_report(
 def _classes_html(page: _Page, classes: Sequence[ClassSection]) -> str:
     cut = [c for c in classes if c.result is not None]
     budget = MAX_THUMBNAILS // max(1, len(cut))
+    nouns = {c.noun for c in classes}
+    noun = nouns.pop() if len(nouns) == 1 else "item"
     parts = [
-        "<h2>Classes</h2><table class='run'><tr><th>class</th><th>images</th><th>kept</th></tr>"
+        f"<h2>Classes</h2><table class='run'><tr><th>class</th><th>{noun}s</th><th>kept</th></tr>"
         + "".join(
             f"<tr><td><a href='#class-{i}'>{_e(c.name)}</a></td><td>{len(c.paths):,}</td>"
             f"<td>{(c.result.n_selected if c.result else len(c.paths)):,}</td></tr>"
@@ -448,7 +495,7 @@ def _classes_html(page: _Page, classes: Sequence[ClassSection]) -> str:
             parts.append(
                 f'<section class="class" id="class-{i}" data-class="{_e(section.name)}">'
                 f"<h2>{_e(section.name)}</h2><p>kept whole: "
-                f"{count_noun(len(section.paths), 'image')}, not above the cap</p></section>"
+                f"{count_noun(len(section.paths), section.noun)}, not above the cap</p></section>"
             )
             continue
         parts.append(

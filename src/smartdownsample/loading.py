@@ -61,6 +61,7 @@ import re
 import stat
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 __all__ = [
     "FAST_JPEG_AVAILABLE",
     "DecodedImage",
+    "box_pixels",
     "decode_bytes",
     "decode_file",
     "jpeg_decoder",
@@ -245,12 +247,29 @@ def _region_scale(width: int, height: int, orientation: int, boxes: Boxes, side:
     return next((scale for scale in DRAFT_SCALES if ratio >= scale), 1)
 
 
-def _box_pixels(box: NDArray[np.float64], width: int, height: int) -> tuple[int, int, int, int]:
-    """A box's pixel rectangle in an image of ``width`` x ``height``: clamped, at least 1 px."""
-    left = min(max(round(float(box[0]) * width), 0), width - 1)
-    top = min(max(round(float(box[1]) * height), 0), height - 1)
-    right = min(max(round(float(box[0] + box[2]) * width), left + 1), width)
-    bottom = min(max(round(float(box[1] + box[3]) * height), top + 1), height)
+def box_pixels(
+    box: Sequence[float] | NDArray[np.float64], width: int, height: int
+) -> tuple[int, int, int, int]:
+    """Pixel rectangle ``(left, top, right, bottom)`` of a normalised box, clamped to the frame.
+
+    Edges are rounded to the nearest pixel, as Pillow's ``crop`` and
+    MegaDetector's crop tools round; the rectangle is at least 1 x 1 px. A
+    NaN box is the whole frame.
+
+    >>> box_pixels([0.1, 0.25, 0.5, 0.5], 640, 480)
+    (64, 120, 384, 360)
+    >>> box_pixels([0.99, -0.2, 0.5, 0.0], 100, 50)
+    (99, 0, 100, 1)
+    >>> box_pixels([math.nan] * 4, 100, 50)
+    (0, 0, 100, 50)
+    """
+    x, y, w, h = (float(value) for value in box)
+    if any(math.isnan(value) for value in (x, y, w, h)):
+        return 0, 0, width, height
+    left = min(max(round(x * width), 0), width - 1)
+    top = min(max(round(y * height), 0), height - 1)
+    right = min(max(round((x + w) * width), left + 1), width)
+    bottom = min(max(round((y + h) * height), top + 1), height)
     return left, top, right, bottom
 
 
@@ -260,7 +279,7 @@ def _reduce_regions(image: Image.Image, boxes: Boxes | None, side: int) -> NDArr
         return None
     regions = np.empty((len(boxes), side, side, 3), dtype=np.uint8)
     for k, box in enumerate(boxes):
-        regions[k] = _reduce(image.crop(_box_pixels(box, image.width, image.height)), side)
+        regions[k] = _reduce(image.crop(box_pixels(box, image.width, image.height)), side)
     return regions
 
 

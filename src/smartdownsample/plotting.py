@@ -143,12 +143,17 @@ def _cell_size(n_buckets: int) -> tuple[int, int]:
     return columns, int(min(MAX_CELL, max(MIN_CELL, cell)))
 
 
-def _tile(path: str, cell: int) -> NDArray[np.uint8] | None:
+def _tile(result: SelectionResult, position: int, cell: int) -> NDArray[np.uint8] | None:
+    """The picture of one image: its detection's box for a result of detections."""
+    boxes: NDArray[np.float64] | None = None
+    if result.items is not None and not np.isnan(result.items.box[position]).any():
+        boxes = result.items.box[position : position + 1]
     try:
-        thumbnail = decode_file(path, cell).thumbnail
+        decoded = decode_file(result.paths[position], cell, boxes=boxes)
     except ImageLoadError:
         return None
-    return thumbnail
+    tile: NDArray[np.uint8] = decoded.thumbnail if decoded.regions is None else decoded.regions[0]
+    return tile
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -245,7 +250,8 @@ def _legend_width(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
 def thumbnail_sheet(result: SelectionResult) -> Image.Image:
     """One image holding a 5x5 grid per bucket, grids in a square layout, under a legend.
 
-    Each grid shows up to 25 of the bucket's images, the kept ones first and
+    Each grid shows up to 25 of the bucket's images (for detections, their
+    boxes), the kept ones first and
     then the excluded ones (natural path order within each), framed green
     when kept and red when excluded (grey: unreadable now), and is titled with
     the bucket's number from the summary and chart, its counts and its label.
@@ -280,7 +286,7 @@ def thumbnail_sheet(result: SelectionResult) -> Image.Image:
             y = top + title_h + (n // GRID_SIDE) * framed
             colour = KEPT_COLOUR if result.selected[position] else EXCLUDED_COLOUR
             draw.rectangle((x, y, x + framed - 1, y + framed - 1), fill=colour)
-            tile = _tile(result.paths[position], cell)
+            tile = _tile(result, position, cell)
             if tile is None:
                 draw.rectangle(
                     (x + BORDER, y + BORDER, x + BORDER + cell - 1, y + BORDER + cell - 1),

@@ -196,19 +196,21 @@ def _downsample(args: argparse.Namespace, listing: ClassListing, show: bool) -> 
     return outcomes
 
 
-def _save_html(path: str, args: argparse.Namespace, outcomes: Sequence[ClassOutcome]) -> str:
+def _save_html(
+    path: str, args: argparse.Namespace, outcomes: Sequence[ClassOutcome], noun: str
+) -> str:
     """The balance report page: one section per class, with its own buckets."""
     from ..htmlreport import ClassSection, save_html
 
     return save_html(
         path,
-        classes=[ClassSection(o.name, o.paths, o.result) for o in outcomes],
+        classes=[ClassSection(o.name, o.paths, o.result, noun) for o in outcomes],
         run={
             "command": "smartdownsample balance",
             "root": args.root,
             "max per class": f"{args.max_per_class:,}",
             "classes": len(outcomes),
-            "images": f"{sum(len(o.paths) for o in outcomes):,}",
+            f"{noun}s": f"{sum(len(o.paths) for o in outcomes):,}",
             "kept": f"{sum(len(o.kept) for o in outcomes):,}",
         },
         title="smartdownsample balance",
@@ -229,7 +231,7 @@ def _write_class_pictures(
             save_charts(outputs, tx, outcome.result, outcome.name, written)
     if all(outcome.result is None for outcome in outcomes):
         _no_charts(outputs, args.max_per_class, written, noun)
-    write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes))
+    write_html(outputs, tx, written, lambda path: _save_html(path, args, outcomes, noun))
 
 
 def _no_charts(outputs: Outputs, cap: int, written: Written, noun: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
@@ -16,36 +15,13 @@ from ..loading import (
     _exif_info,
     _open_formats,
     _to_rgb,
+    box_pixels,
 )
 from .items import WHOLE_IMAGE
 
 __all__ = ["box_pixels", "crop_file_name", "crop_item"]
 
 CROP_SUFFIX = ".jpg"
-
-
-def box_pixels(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
-    """Pixel rectangle ``(left, top, right, bottom)`` of a normalised box, clamped to the frame.
-
-    Edges are rounded to the nearest pixel, as Pillow's ``crop`` and
-    MegaDetector's crop tools round; the rectangle is at least 1 x 1 px. A
-    NaN box is the whole frame.
-
-    >>> box_pixels([0.1, 0.25, 0.5, 0.5], 640, 480)
-    (64, 120, 384, 360)
-    >>> box_pixels([0.99, -0.2, 0.5, 0.0], 100, 50)
-    (99, 0, 100, 1)
-    >>> box_pixels([math.nan] * 4, 100, 50)
-    (0, 0, 100, 50)
-    """
-    x, y, w, h = (float(value) for value in box)
-    if any(math.isnan(value) for value in (x, y, w, h)):
-        return 0, 0, width, height
-    left = min(max(round(x * width), 0), width - 1)
-    top = min(max(round(y * height), 0), height - 1)
-    right = min(max(round((x + w) * width), left + 1), width)
-    bottom = min(max(round((y + h) * height), top + 1), height)
-    return left, top, right, bottom
 
 
 def crop_item(
