@@ -141,10 +141,18 @@ def _floored_shares(
         raise ValueError(f"cannot share {total} above floors summing to {int(floors.sum())}")
     if not np.any(weights > 0):
         weights = np.ones(len(weights), dtype=np.float64)
+    positive = weights > 0
+    held = int(caps[positive].sum())
+    if held + int(floors[~positive].sum()) < total:
+        # Weighted items full: the rest goes to the weightless ones, equally.
+        shares = caps.copy()
+        shares[~positive] = _floored_shares(
+            np.ones(int((~positive).sum())), total - held, caps[~positive], floors[~positive]
+        )
+        return shares
     # The level is where sum(clip(level * w, floor, cap)) reaches total; the sum
     # grows with the level, so bisection finds which items sit at a bound, and
     # the level is then solved exactly for the others.
-    positive = weights > 0
     low, high = 0.0, float(np.max(caps[positive] / weights[positive])) + 1.0
     for _ in range(200):
         level = 0.5 * (low + high)
