@@ -145,7 +145,7 @@ def _floored_shares(
     held = int(caps[positive].sum())
     if held + int(floors[~positive].sum()) < total:
         # Weighted items full: the rest goes to the weightless ones, equally.
-        shares = caps.copy()
+        shares: IntArray = caps.copy()
         shares[~positive] = _floored_shares(
             np.ones(int((~positive).sum())), total - held, caps[~positive], floors[~positive]
         )
