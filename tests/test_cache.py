@@ -32,6 +32,7 @@ from smartdownsample.cache import (
 )
 from smartdownsample.extraction import CacheToken, extract_batch, extract_features, local_runner
 from smartdownsample.features import FEATURE_DTYPE
+from smartdownsample.paths import STAT_CHUNK
 from smartdownsample.result import SelectionResult
 from unprivileged import run_python_unprivileged
 
@@ -189,7 +190,7 @@ def test_large_lookup_with_missing_files(
     paths = [path for pair in zip(missing, [*images] * 15, strict=True) for path in pair]
     paths = list(dict.fromkeys(paths))
     expected = [not path.startswith(str(tmp_path)) for path in paths]
-    assert len(paths) > 2 * cache_module.STAT_CHUNK
+    assert len(paths) > 2 * STAT_CHUNK
     plain = extract_features(images, 8)
     with FeatureCache(database, hash_size=8) as store:
         rows, hit, _ = store.lookup(paths)

@@ -415,7 +415,9 @@ class _MemoryStore:
         self.rows = rows
         self.stored: list[int] = []
 
-    def lookup(self, paths: Sequence[str]) -> tuple[NDArray[np.void], NDArray[np.bool_], Any]:
+    def lookup(
+        self, paths: Sequence[str], stats: Sequence[os.stat_result | None] | None = None
+    ) -> tuple[NDArray[np.void], NDArray[np.bool_], Any]:
         rows = empty_features(len(paths))
         hit = np.zeros(len(paths), dtype=bool)
         for index, path in enumerate(paths):

@@ -14,6 +14,7 @@ import pickle
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,6 +195,25 @@ def test_second_run_reads_boxes_and_whole_images_from_the_cache(
     assert (first.n_cached, second.n_cached) == (0, len(coco))
     assert np.array_equal(first.features, second.features)
     assert second.selected_indices == first.selected_indices
+
+
+def test_a_frame_is_stat_ed_once_for_all_its_boxes(md: ItemTable, tmp_path: Path) -> None:
+    frames = Counter(md.frame)
+    assert max(frames.values()) > 1  # frames with several boxes
+    cache = tmp_path / "cache.db"
+    downsample(md, 6, cache=cache, **QUIET)
+    counts: Counter[str] = Counter()
+    real = os.stat
+
+    def counted(path: str, *args: Any, **kwargs: Any) -> os.stat_result:
+        counts[os.path.abspath(str(path))] += 1
+        return real(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "stat", counted)
+        second = downsample(md, 6, cache=cache, **QUIET)
+    assert second.n_cached == len(md)
+    assert max(counts[os.path.abspath(frame)] for frame in frames) == 1
 
 
 def test_whole_image_items_share_rows_with_a_folder_run(coco: ItemTable, tmp_path: Path) -> None:

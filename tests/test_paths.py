@@ -575,3 +575,27 @@ def test_find_images_does_not_enter_excluded_folders(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         find_images(tmp_path / "fox" / "IMG_1.jpg")
     assert isinstance(ListingError("x", "y"), OSError)
+
+
+def test_a_run_stats_each_file_once_for_identity_and_cache(tmp_path: Path) -> None:
+    """On a network file system every stat is a round trip: the identity pass (one path
+    per file) and the cache's key share one stat of each file."""
+    from collections import Counter
+
+    from smartdownsample.synthetic import make_dataset
+
+    paths = make_dataset(tmp_path / "imgs", 40, seed=1).paths
+    cache = str(tmp_path / "features.sqlite")
+    downsample(paths, 10, cache=cache, show_progress=False, n_workers=1)
+    counts: Counter[str] = Counter()
+    real = os.stat
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        counts[os.fspath(path)] += 1
+        return real(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "stat", counted)
+        result = downsample(paths, 10, cache=cache, show_progress=False, n_workers=1)
+    assert result.n_cached == len(paths)
+    assert max(counts[os.path.abspath(p)] for p in paths) == 1

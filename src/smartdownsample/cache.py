@@ -105,8 +105,7 @@ import stat
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -123,6 +122,7 @@ from .extraction import BatchResult, CacheToken
 from .extraction.batch import RegionPath
 from .features import FEATURE_DTYPE, empty_features
 from .loading import MAX_IMAGE_FILE_BYTES
+from .paths import STAT_CHUNK, STAT_THREADS, in_threads, stat_paths
 
 __all__ = [
     "COMMIT_ROWS",
@@ -194,15 +194,6 @@ querying the keys in sorted order (2-3x faster)."""
 CACHE_SIZE_KIB = 32768
 """SQLite page cache per connection (32 MiB), enough for the index pages of
 a few million rows."""
-
-STAT_THREADS = 8
-"""Threads stat'ing files during a lookup: on a network file system each stat
-waits a round trip (0.1-1 ms), which threads overlap."""
-
-STAT_CHUNK = 1024
-"""Files per stat task (and below which one thread does them all): small
-enough that Ctrl-C waits for little, large enough that task overhead
-(~20 us) is negligible."""
 
 VERIFY_CHUNK = 1024 * 1024
 """Bytes read at a time while hashing a whole file with ``verify_content=True``."""
@@ -358,48 +349,17 @@ def _signed_inode(inode: int) -> int:
     return ((inode & INODE_MASK) ^ INODE_SIGN) - INODE_SIGN
 
 
-def _stat_range(keys: Sequence[str], start: int, stop: int, out: _StatArrays) -> None:
-    """Fill ``out`` for ``keys[start:stop]``; -1 size for missing or non-files."""
-    for index in range(start, stop):
-        try:
-            info = os.stat(keys[index])
-        except (OSError, ValueError):
-            continue
-        if stat.S_ISREG(info.st_mode):
+def _stat_arrays(infos: Sequence[os.stat_result | None]) -> _StatArrays:
+    """The key fields of :func:`~smartdownsample.paths.stat_paths` results; -1 size
+    for missing files and for anything but a regular file."""
+    out = _StatArrays.empty(len(infos))
+    for index, info in enumerate(infos):
+        if info is not None and stat.S_ISREG(info.st_mode):
             out.size[index] = info.st_size
             out.mtime_ns[index] = info.st_mtime_ns
             out.inode[index] = _signed_inode(info.st_ino)
             out.ctime_ns[index] = info.st_ctime_ns if CTIME_IS_CHANGE_TIME else 0
-
-
-def _stat_all(keys: Sequence[str]) -> _StatArrays:
-    """What ``stat`` says of every file, stat'ed in a few threads.
-
-    ``os.stat`` releases the GIL, so threads hide the latency of network file
-    systems; on a local disk they cost the same CPU time as one loop (measured).
-    """
-    count = len(keys)
-    out = _StatArrays.empty(count)
-    if count <= STAT_CHUNK:
-        _stat_range(keys, 0, count, out)
-        return out
-    _in_threads(
-        [
-            partial(_stat_range, keys, start, min(count, start + STAT_CHUNK), out)
-            for start in range(0, count, STAT_CHUNK)
-        ]
-    )
     return out
-
-
-def _in_threads(tasks: list[Callable[[], None]]) -> None:
-    """Run tasks in :data:`STAT_THREADS` threads; on an error or Ctrl-C, drop the queued ones."""
-    pool = ThreadPoolExecutor(STAT_THREADS, thread_name_prefix="smartdownsample-stat")
-    try:
-        for future in [pool.submit(task) for task in tasks]:
-            future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _content_digest(path: str, size: int) -> bytes | None:
@@ -438,7 +398,7 @@ def _digest_all(keys: Sequence[str], size: NDArray[np.int64]) -> list[bytes | No
                 digests[index] = _content_digest(keys[index], sizes[index])
 
     chunk = max(1, STAT_CHUNK // STAT_THREADS)  # reads are slower than stats
-    _in_threads(
+    in_threads(
         [
             partial(digest_range, start, min(len(keys), start + chunk))
             for start in range(0, len(keys), chunk)
@@ -782,7 +742,7 @@ class FeatureCache:
     # -- FeatureStore protocol ---------------------------------------------------
 
     def lookup(
-        self, paths: Sequence[str]
+        self, paths: Sequence[str], stats: Sequence[os.stat_result | None] | None = None
     ) -> tuple[NDArray[np.void], NDArray[np.bool_], CacheToken]:
         """Cached feature rows of ``paths`` that are still valid.
 
@@ -794,6 +754,9 @@ class FeatureCache:
         ----------
         paths : sequence of str
             Image files (relative paths are made absolute).
+        stats : sequence of os.stat_result or None, optional
+            ``os.stat`` of each path taken just before (None where it failed),
+            so that the files are not stat'ed twice; taken here if not given.
 
         Returns
         -------
@@ -807,9 +770,9 @@ class FeatureCache:
         """
         count = len(paths)
         keys = [_absolute(p) for p in paths]
-        stats = _stat_all(keys)
-        digests = _digest_all(keys, stats.size) if self.verify_content else None
-        stamps = CacheToken(keys, stats.size, stats.mtime_ns, stats.inode, stats.ctime_ns, digests)
+        seen = _stat_arrays(stat_paths(keys) if stats is None else stats)
+        digests = _digest_all(keys, seen.size) if self.verify_content else None
+        stamps = CacheToken(keys, seen.size, seen.mtime_ns, seen.inode, seen.ctime_ns, digests)
         rows = empty_features(count)
         hit = np.zeros(count, dtype=bool)
         with self._lock:

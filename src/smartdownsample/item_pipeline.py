@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from . import pipeline
 from .extraction.batch import RegionPath
-from .paths import natural_order
+from .paths import natural_order, stat_paths
 from .result import SelectionResult
 
 if TYPE_CHECKING:
@@ -65,8 +65,10 @@ def prepare_items(table: ItemTable) -> pipeline.Prepared:
         path = absolute[int(row_frame[row])]
         box = table.box[row]
         jobs.append(path if whole[row] else RegionPath(path, (box[0], box[1], box[2], box[3])))
+    frame_stats = stat_paths(absolute)  # once per frame, not once per box
+    stats = [frame_stats[int(frame)] for frame in row_frame]
     return pipeline.Prepared(
-        count, list(table.frame), np.arange(count, dtype=np.int64), jobs, order
+        count, list(table.frame), np.arange(count, dtype=np.int64), jobs, order, stats=stats
     )
 
 

@@ -11,13 +11,20 @@ class folders). It is written here rather than on natsort because it is
 measured 3.5x faster per name (2.4 us against 8.4 us for natsort's key on
 200,000 camera-trap names, 0.95 s against 4.3 s for the whole order), which
 is seconds on a million paths, and it keeps sort keys for one folder at a time.
+
+:func:`stat_paths` is the package's one ``stat`` pass over many files, done
+in threads: on a network file system each ``stat`` waits a round trip, which
+threads overlap. A run stats each file once for its identity (one path per
+file) and hands the results on to the feature cache's key.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +40,7 @@ __all__ = [
     "name_key",
     "natural_order",
     "same_files",
+    "stat_paths",
 ]
 
 _DIGITS = re.compile(r"(\d+)")
@@ -72,6 +80,64 @@ def absolute_path(path: str) -> str:
     return resolved
 
 
+STAT_THREADS = 8
+"""Threads stat'ing (or reading) files: on a network file system each stat
+waits a round trip (0.1-1 ms), which threads overlap; on a local disk they
+cost the same CPU time as one loop (measured)."""
+
+STAT_CHUNK = 1024
+"""Files per stat task (and below which one thread does them all): small
+enough that Ctrl-C waits for little, large enough that task overhead
+(~20 us) is negligible."""
+
+
+def in_threads(tasks: list[Callable[[], None]]) -> None:
+    """Run tasks in :data:`STAT_THREADS` threads; on an error or Ctrl-C, drop the queued ones."""
+    pool = ThreadPoolExecutor(STAT_THREADS, thread_name_prefix="smartdownsample-stat")
+    try:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stat_paths(paths: Sequence[str]) -> list[os.stat_result | None]:
+    """``os.stat`` of every path (links followed; None where it fails), in threads.
+
+    Examples
+    --------
+    >>> [info is None for info in stat_paths([".", "no such file"])]
+    [False, True]
+    """
+    count = len(paths)
+    found: list[os.stat_result | None] = [None] * count
+
+    def stat_range(start: int, stop: int) -> None:
+        for index in range(start, stop):
+            try:
+                info = os.stat(paths[index])
+            except (OSError, ValueError):
+                continue
+            found[index] = info
+
+    if count <= STAT_CHUNK:
+        stat_range(0, count)
+    else:
+        in_threads(
+            [
+                partial(stat_range, start, min(count, start + STAT_CHUNK))
+                for start in range(0, count, STAT_CHUNK)
+            ]
+        )
+    return found
+
+
+def _identity(info: os.stat_result | None) -> tuple[int, int] | None:
+    if info is None or info.st_ino == 0:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def file_identity(path: str) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of the file ``path`` names (links followed); None if unknown.
 
@@ -79,16 +145,14 @@ def file_identity(path: str) -> tuple[int, int] | None:
     file index; a file system that gives no inode (``st_ino == 0``) gives
     None, so files there are never taken for one another.
     """
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    if info.st_ino == 0:
-        return None
-    return info.st_dev, info.st_ino
+    return _identity(stat_paths([path])[0])
 
 
-def same_files(paths: Sequence[str], order: Iterable[int] | None = None) -> dict[int, int]:
+def same_files(
+    paths: Sequence[str],
+    order: Iterable[int] | None = None,
+    stats: Sequence[os.stat_result | None] | None = None,
+) -> dict[int, int]:
     """Paths that name a file an earlier path already names (hard or symbolic links).
 
     Parameters
@@ -98,6 +162,8 @@ def same_files(paths: Sequence[str], order: Iterable[int] | None = None) -> dict
     order : iterable of int, optional
         Positions in ``paths`` in the order that decides which path of one
         file is kept (default: as given); the first one is kept.
+    stats : sequence of os.stat_result or None, optional
+        :func:`stat_paths` of ``paths``, when the caller has it already.
 
     Returns
     -------
@@ -106,10 +172,11 @@ def same_files(paths: Sequence[str], order: Iterable[int] | None = None) -> dict
         file. Paths that cannot be stat'ed are never dropped (they fail later,
         named, when their image is read).
     """
+    infos = stat_paths(paths) if stats is None else stats
     first: dict[tuple[int, int], int] = {}
     merged: dict[int, int] = {}
     for position in range(len(paths)) if order is None else order:
-        identity = file_identity(paths[position])
+        identity = _identity(infos[position])
         if identity is None:
             continue
         kept = first.setdefault(identity, position)

@@ -32,7 +32,14 @@ from ._types import Strategy
 from .buckets import bucket_ids
 from .bursts import find_bursts, find_clusters
 from .extraction import BatchRunner, ExtractionResult, FeatureStore, extract_features
-from .paths import as_path_list, distinct_paths, folder_ids, natural_order, same_files
+from .paths import (
+    as_path_list,
+    distinct_paths,
+    folder_ids,
+    natural_order,
+    same_files,
+    stat_paths,
+)
 from .progress import ProgressBar
 from .report import count_noun
 from .result import Failure, SelectionResult, bucket_table
@@ -81,6 +88,10 @@ class Prepared:
     merged : tuple of (int, int)
         Caller's indices (dropped, kept) of paths naming a file another path
         names (hard or symbolic links).
+    stats : list of os.stat_result or None, or None
+        ``os.stat`` of each of :attr:`absolute` (None where it failed), taken
+        once for the file identities and handed on to the cache's lookup; None
+        if not taken.
     """
 
     n_input: int
@@ -89,11 +100,17 @@ class Prepared:
     absolute: list[str]
     order: NDArray[np.int64]
     merged: tuple[tuple[int, int], ...] = ()
+    stats: list[os.stat_result | None] | None = None
 
     @property
     def sorted_absolute(self) -> list[str]:
         """Absolute paths in natural order (what extraction reads)."""
         return [self.absolute[int(i)] for i in self.order]
+
+    @property
+    def sorted_stats(self) -> list[os.stat_result | None] | None:
+        """:attr:`stats` in natural order."""
+        return None if self.stats is None else [self.stats[int(i)] for i in self.order]
 
     def to_caller_order(self, values: NDArray[_T]) -> NDArray[_T]:
         """``values`` given in natural order, rearranged into the caller's order."""
@@ -146,9 +163,10 @@ def prepare_paths(image_paths: Iterable[str | os.PathLike[str]]) -> Prepared:
     paths = [raw[i] for i in firsts]
     indices = np.array(firsts, dtype=np.int64)
     order = natural_order(absolute)
-    dropped = same_files(absolute, order.tolist())
+    stats = stat_paths(absolute)
+    dropped = same_files(absolute, order.tolist(), stats)
     if not dropped:
-        return Prepared(len(raw), paths, indices, absolute, order)
+        return Prepared(len(raw), paths, indices, absolute, order, stats=stats)
     merged = tuple(sorted((int(indices[d]), int(indices[k])) for d, k in dropped.items()))
     first_drop, first_keep = next(iter(dropped.items()))
     logger.info(
@@ -169,6 +187,7 @@ def prepare_paths(image_paths: Iterable[str | os.PathLike[str]]) -> Prepared:
         [absolute[i] for i in positions],
         renumber[order[keep[order]]],
         merged,
+        [stats[i] for i in positions],
     )
 
 
@@ -190,7 +209,13 @@ def extract(
 
     with ProgressBar(show_progress, len(sorted_abs), "Computing features") as bar:
         return extract_features(
-            sorted_abs, hash_size, runner=runner, cache=cache, progress=bar.add, on_failure=failed
+            sorted_abs,
+            hash_size,
+            runner=runner,
+            cache=cache,
+            progress=bar.add,
+            on_failure=failed,
+            stats=prepared.sorted_stats,
         )
 
 

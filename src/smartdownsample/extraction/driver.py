@@ -9,6 +9,7 @@ rows (about 46 bytes an image), never decoded images.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ def extract_features(
     cache: FeatureStore | None = None,
     progress: Callable[[int], None] | None = None,
     on_failure: Callable[[int, str], None] | None = None,
+    stats: Sequence[os.stat_result | None] | None = None,
 ) -> ExtractionResult:
     """Features of every path: from the cache where valid, else computed.
 
@@ -71,6 +73,9 @@ def extract_features(
     on_failure : callable, optional
         Called with (index, reason) for each unreadable image as soon as it
         is found; it may raise to stop the run early.
+    stats : sequence of os.stat_result or None, optional
+        ``os.stat`` of each path just taken, passed to the cache's lookup so
+        that no file is stat'ed twice.
 
     Returns
     -------
@@ -90,7 +95,7 @@ def extract_features(
     todo = np.arange(count, dtype=np.int64)
     token: CacheToken | None = None
     if cache is not None and count:
-        cached, hit, token = cache.lookup(paths)
+        cached, hit, token = cache.lookup(paths, stats)
         result.features[hit] = cached[hit]
         result.ok[hit] = True
         result.n_cached = int(hit.sum())

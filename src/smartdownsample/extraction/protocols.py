@@ -11,6 +11,7 @@ fresh batch to store.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,9 +72,10 @@ class FeatureStore(Protocol):
     """What extraction needs of a feature cache (see :mod:`smartdownsample.cache`)."""
 
     def lookup(
-        self, paths: Sequence[str]
+        self, paths: Sequence[str], stats: Sequence[os.stat_result | None] | None = None
     ) -> tuple[NDArray[np.void], NDArray[np.bool_], CacheToken]:
-        """Cached rows, a hit mask, and what was seen of the files, for :meth:`store`."""
+        """Cached rows, a hit mask, and what was seen of the files, for :meth:`store`
+        (``stats``: ``os.stat`` of the paths just taken, if the caller has them)."""
         ...
 
     def store(
