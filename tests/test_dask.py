@@ -24,6 +24,7 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
+from faults.fault_injection import HANG, worker_pythonpath  # noqa: E402
 from smartdownsample._exceptions import (  # noqa: E402
     ImageLoadError,
     InvalidArgumentError,
@@ -96,7 +97,7 @@ def assert_same(dask_result: SelectionResult, local_result: SelectionResult) -> 
 
 def use_runner(monkeypatch: pytest.MonkeyPatch, runner: Callable[..., None]) -> None:
     """Make ``downsample(..., backend="dask")`` use ``runner``."""
-    monkeypatch.setattr(_dask, "dask_runner", lambda client=None: runner)
+    monkeypatch.setattr(_dask, "dask_runner", lambda client=None, **_: runner)
 
 
 def make_crashing_task(marker_dir: str, victims: Sequence[str], *, every_time: bool) -> Any:
@@ -390,6 +391,34 @@ def test_file_that_always_kills_its_worker_is_reported(
     assert np.array_equal(result.ok, keep)
     assert result.features[keep].tobytes() == local.features.tobytes()
     assert result.selected_paths == local.selected_paths
+
+
+def test_a_file_that_hangs_the_decoder_times_out_on_its_worker(
+    paths: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``image_timeout`` holds on Dask workers too: the hung image is reported, the
+    task goes on with the rest of its batch, and the run ends."""
+    hung = str(tmp_path / f"IMG_{HANG}.jpg")
+    with open(paths[0], "rb") as source, open(hung, "wb") as copy:
+        copy.write(source.read())
+    some = [*paths[:20], hung, *paths[20:40]]
+    # Worker processes start with this environment: the test faults make a file marked
+    # HANG sleep forever in the decoder (tests/faults/).
+    monkeypatch.setenv("PYTHONPATH", worker_pythonpath(os.environ.get("PYTHONPATH")))
+    cluster = _cluster()
+    with cluster, distributed.Client(cluster, set_as_default=False) as own:
+        result = downsample(
+            some,
+            5,
+            show_progress=False,
+            image_loading_errors="skip",
+            backend="dask",
+            client=own,
+            image_timeout=2.0,
+        )
+    assert [failure.path for failure in result.failures] == [hung]
+    assert "timed out after 2 s" in result.failures[0].reason
+    assert int(result.ok.sum()) == 40 and result.n_selected == 5
 
 
 # --- without a client, and without the extra -----------------------------------

@@ -79,7 +79,7 @@ def _build_runner(
     if backend == "dask":
         from .extraction.dask import dask_runner
 
-        runner: BatchRunner = dask_runner(client=client)
+        runner: BatchRunner = dask_runner(client=client, image_timeout=image_timeout)
         return runner
     return local_runner(n_workers, executor, image_timeout=image_timeout)
 
@@ -190,7 +190,8 @@ def downsample(
         run) and threads below that.
     image_timeout : float, default 60
         Seconds one image may take before it is reported as failed ("timed
-        out"): a worker process is replaced, a decoding thread left behind.
+        out"): a worker process is replaced, a decoding thread (locally, or
+        on a Dask worker) left behind.
 
     Returns
     -------

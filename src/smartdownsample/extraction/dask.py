@@ -35,6 +35,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +44,8 @@ from numpy.typing import NDArray
 from .._exceptions import InvalidArgumentError, MissingExtraError, SmartDownsampleError
 from .._version import __version__
 from .batch import BatchResult, extract_batch, failed_batch, iter_batches
+from .local import checked_timeout, extract_batch_watched
+from .processes import DEFAULT_IMAGE_TIMEOUT
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -157,7 +160,12 @@ def _checked_batch_size(value: object) -> int | None:
     return int(value)
 
 
-def dask_runner(client: Client | None = None, *, batch_size: int | None = None) -> DaskRunner:
+def dask_runner(
+    client: Client | None = None,
+    *,
+    batch_size: int | None = None,
+    image_timeout: float | None = DEFAULT_IMAGE_TIMEOUT,
+) -> DaskRunner:
     """A batch runner that computes features on a Dask cluster.
 
     Parameters
@@ -169,6 +177,11 @@ def dask_runner(client: Client | None = None, *, batch_size: int | None = None) 
     batch_size : int, optional
         Images per task; default: :data:`DEFAULT_BATCH_SIZE`, smaller for
         small runs so that every worker gets work.
+    image_timeout : float or None, default 60
+        Seconds one image may take on a worker before it is reported as
+        failed ("timed out") and the task goes on with the rest of its batch
+        (:func:`~smartdownsample.extraction.local.extract_batch_watched`); None:
+        no limit.
 
     Returns
     -------
@@ -196,7 +209,10 @@ def dask_runner(client: Client | None = None, *, batch_size: int | None = None) 
     >>> with LocalCluster(n_workers=2) as cluster, Client(cluster) as client:  # doctest: +SKIP
     ...     result = downsample(paths, 1000, backend="dask", client=client)
     """
-    return DaskRunner(client, batch_size=batch_size)
+    task: BatchTask = extract_batch
+    if image_timeout is not None:
+        task = partial(extract_batch_watched, image_timeout=checked_timeout(image_timeout))
+    return DaskRunner(client, batch_size=batch_size, task=task)
 
 
 class DaskRunner:

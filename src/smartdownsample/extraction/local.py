@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from .._exceptions import InvalidArgumentError
 from .._types import ExecutorKind
+from ..features import empty_features
 from .batch import BatchResult, batch_size_for, extract_batch, failed_batch, iter_batches
 from .processes import (
     DEFAULT_IMAGE_TIMEOUT,
@@ -40,6 +41,7 @@ __all__ = [
     "AUTO_PROCESS_MIN_IMAGES",
     "checked_timeout",
     "choose_executor",
+    "extract_batch_watched",
     "local_runner",
     "resolve_workers",
     "run_batches",
@@ -364,6 +366,42 @@ def _run_watched(
         watched.close()
     if watched.timed_out:
         logger.info("%d image(s) timed out in decoding threads", watched.timed_out)
+
+
+def extract_batch_watched(
+    paths: Sequence[str], hash_size: int, *, image_timeout: float
+) -> BatchResult:
+    """:func:`.batch.extract_batch` with a time limit per image, in one watched thread.
+
+    For a task that must come back whatever its files do (a Dask task): an
+    image that takes longer than ``image_timeout`` seconds is reported as
+    timed out and the rest of the batch is decoded by a fresh thread (see
+    :class:`_WatchedThreads`; the hung thread is left behind, idle if its
+    decoder ever returns).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png"); Image.new("RGB", (40, 40)).save(path)
+    >>> result = extract_batch_watched([path, path + ".gone"], 8, image_timeout=60)
+    >>> result.ok.tolist(), [position for position, _ in result.errors]
+    ([True, False], [1])
+    """
+    count = len(paths)
+    features = empty_features(count)
+    ok = np.zeros(count, dtype=bool)
+    errors: list[tuple[int, str]] = []
+
+    def collect(batch: NDArray[np.int64], result: BatchResult) -> None:
+        features[batch] = result.features
+        ok[batch] = result.ok
+        errors.extend((int(batch[position]), reason) for position, reason in result.errors)
+
+    if count:
+        todo = np.arange(count, dtype=np.int64)
+        _run_watched(paths, todo, hash_size, 1, count, image_timeout, collect)
+    return BatchResult(features, ok, tuple(sorted(errors)))
 
 
 def checked_timeout(value: object) -> float:
