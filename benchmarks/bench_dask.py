@@ -11,6 +11,9 @@ read once before timing), this script prints side by side:
   imported everything), each the best of ``--repeat`` interleaved rounds (so
   that a load drifting over the run hits every backend alike), with the ratio to
   the local default, and whether the selection is identical to the local one;
+* what the per-image time limit costs on the workers: images/s of tasks
+  running ``extract_batch`` directly against the default tasks, which decode
+  in one watched thread (``image_timeout``), same cluster, interleaved rounds;
 * the per-task overhead of the Dask backend: the same runner with a task that
   decodes nothing (returns empty rows), for empty tasks and for batches of
   several sizes, in ms per task, next to the real images/s at those batch
@@ -46,8 +49,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from smartdownsample import downsample
-from smartdownsample.extraction import BatchResult
-from smartdownsample.extraction.dask import DEFAULT_BATCH_SIZE, LOCAL_DASHBOARD_ADDRESS, DaskRunner
+from smartdownsample.extraction import BatchResult, extract_batch
+from smartdownsample.extraction.dask import (
+    DEFAULT_BATCH_SIZE,
+    LOCAL_DASHBOARD_ADDRESS,
+    DaskRunner,
+    dask_runner,
+)
 from smartdownsample.features import empty_features
 from smartdownsample.result import SelectionResult
 from smartdownsample.synthetic import GROUND_TRUTH_NAME, load_dataset, make_dataset
@@ -127,6 +135,15 @@ def time_runner(runner: DaskRunner, paths: Sequence[str], n: int) -> float:
     elapsed = time.perf_counter() - started
     assert received == n
     return elapsed
+
+
+def time_limit_cost(client: Any, paths: Sequence[str], repeat: int) -> tuple[float, float]:
+    """Best wall time of plain ``extract_batch`` tasks and of the default (time-limited) ones."""
+    plain, limited = math.inf, math.inf
+    for _ in range(repeat):  # interleaved: a drifting load hits both alike
+        plain = min(plain, time_runner(DaskRunner(client, task=extract_batch), paths, len(paths)))
+        limited = min(limited, time_runner(dask_runner(client), paths, len(paths)))
+    return plain, limited
 
 
 def overhead_table(
@@ -240,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overhead = overhead_table(
                 clients[2], paths, batch_sizes, args.overhead_tasks, args.repeat
             )
+            plain, limited = time_limit_cost(clients[2], paths, max(args.repeat, 3))
 
         reference = results[LOCAL_DEFAULT]
         rows: list[tuple[str, float, float, float | None, bool | None]] = [
@@ -271,6 +289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"\n2 workers / 1 worker: {one[1] / two[1]:.2f}x;  "
             f"1 worker / local 1 thread: {rows[0][1] / one[1]:.2f}x"
+        )
+
+        print(
+            f"\nper-image time limit on the workers (LocalCluster of 2): plain extract_batch "
+            f"{n / plain:.0f} images/s, watched (image_timeout) {n / limited:.0f} images/s, "
+            f"ratio {plain / limited:.3f}x"
         )
 
         per_image_ms = two[1] / n * 1000
