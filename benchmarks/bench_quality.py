@@ -640,6 +640,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="--sweep: seeds of the real-photograph sets ('': none; 0 is in the tuning half)",
     )
     parser.add_argument(
+        "--other-real-seeds",
+        default="0,1,2,3",
+        help="--sweep: seeds of the sets cut from other photographs (0 is in the tuning half)",
+    )
+    parser.add_argument(
         "--sweep-seeds",
         default="0,1",
         help="--sweep: data seeds (0: the tuning half, 1: the check half)",
@@ -698,7 +703,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     if out == RESULTS_DIR / "quality.json":
         out = RESULTS_DIR / "sweep.json"
     real_seeds = [int(s) for s in args.real_seeds.split(",") if s.strip()]
-    sweep_bench.sweep(Path(args.data_dir), variants, seeds, args.workers, real_seeds, out)
+    other_seeds = [int(s) for s in args.other_real_seeds.split(",") if s.strip()]
+    sweep_bench.sweep(
+        Path(args.data_dir), variants, seeds, args.workers, real_seeds, out, other_seeds
+    )
     return 0
 
 

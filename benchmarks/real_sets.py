@@ -19,6 +19,13 @@ Three grey-level photographs (``camera``, ``moon``, ``coins``) are the *rare* sc
 folder; files are numbered in sequence order, so groups are consecutive in
 natural order. Truth (``group``, ``rare``, ``source``) goes to ``truth.csv``,
 with the same columns as :mod:`sweep_sets` (``burst`` = group).
+
+A second family, ``"other"``, is cut the same way from photographs that played
+no part in any design or threshold choice: matplotlib's and scikit-learn's
+sample photographs (``grace_hopper``, ``Minduka_Present_Blue_Pack``, ``china``,
+``flower``) and scikit-image files the first family does not use
+(``chessboard_RGB``, ``logo``; grey and rare: ``cell``, ``text``,
+``microaneurysms``). A source whose package is missing is left out.
 """
 
 from __future__ import annotations
@@ -51,14 +58,44 @@ COLOUR_PHOTOS = (
 )
 GREY_PHOTOS = ("camera", "moon", "coins")
 GIF_NAME = "no_time_for_that_tiny.gif"
+OTHER_COLOUR = (
+    "mpl:grace_hopper.jpg",
+    "mpl:Minduka_Present_Blue_Pack.png",
+    "sklearn:china.jpg",
+    "sklearn:flower.jpg",
+    "skimage-file:chessboard_RGB.png",
+    "skimage-file:logo.png",
+)
+OTHER_GREY = ("skimage-file:cell.png", "skimage-file:text.png", "skimage-file:microaneurysms.png")
+FAMILIES = ("skimage", "other")
+
+
+def _read(name: str) -> np.ndarray:
+    """A photograph by name: ``skimage`` data function, or ``package:file``."""
+    kind, _, file = name.partition(":")
+    if not file:
+        from skimage import data
+
+        return np.asarray(getattr(data, name)())
+    if kind == "mpl":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data(file) as handle:
+            return np.asarray(Image.open(handle).convert("RGB"))
+    if kind == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return np.asarray(load_sample_image(file))
+    import skimage
+
+    with Image.open(Path(skimage.__file__).parent / "data" / file) as opened:
+        return np.asarray(opened.convert("RGB") if opened.mode != "L" else opened)
 
 
 def _load(name: str) -> np.ndarray | None:
-    from skimage import data
-
     try:
-        image = np.asarray(getattr(data, name)())
-    except Exception:  # noqa: BLE001 - a source that needs a download is left out
+        image = _read(name)
+    except Exception:  # noqa: BLE001 - a source that needs a download or a package is left out
         return None
     if image.dtype != np.uint8:
         image = np.clip(image * (255.0 / max(float(image.max()), 1e-9)), 0, 255).astype(np.uint8)
@@ -92,8 +129,8 @@ def _region_sequence(photo: np.ndarray, region: int, rng: np.random.Generator) -
     return out
 
 
-def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Write the real-photograph set into ``root`` with ``truth.csv``."""
+def make_real_set(root: str | os.PathLike[str], seed: int = 0, family: str = "skimage") -> Path:
+    """Write the real-photograph set of ``family`` into ``root`` with ``truth.csv``."""
     import skimage
 
     out = Path(root)
@@ -113,11 +150,17 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
             rows.append({"path": str(path), "burst": group, "rare": int(rare), "source": source})
         group += 1
 
-    for names, rare in ((COLOUR_PHOTOS, False), (GREY_PHOTOS, True)):
-        for name in names:
-            photo = _load(name)
+    photos = (
+        ((COLOUR_PHOTOS, False), (GREY_PHOTOS, True))
+        if family == "skimage"
+        else ((OTHER_COLOUR, False), (OTHER_GREY, True))
+    )
+    for names, rare in photos:
+        for full_name in names:
+            photo = _load(full_name)
             if photo is None:
                 continue
+            name = Path(full_name.partition(":")[2] or full_name).stem
             for region in range(REGIONS_PER_PHOTO):
                 write(name, _region_sequence(photo, region, rng), rare)
             whole = Image.fromarray(photo)
@@ -127,6 +170,8 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
                 for s in sizes
             ]
             write(name, scaled, rare)
+    if family != "skimage":
+        return _write_truth(out, rows)
     from skimage import data
 
     left, right, _ = data.stereo_motorcycle()
@@ -140,6 +185,10 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
             frame = clip.convert("RGB")
             frames.append(frame.resize((frame.size[0] * 8, frame.size[1] * 8)))
         write("clip", frames, False)
+    return _write_truth(out, rows)
+
+
+def _write_truth(out: Path, rows: list[dict[str, object]]) -> Path:
     with open(out / TRUTH_NAME, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "burst", "rare", "source"])
         writer.writeheader()
@@ -147,19 +196,23 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0) -> Path:
     return out
 
 
-def ensure_real_set(data_dir: Path, seed: int = 0) -> Path | None:
+def real_set_name(seed: int, family: str = "skimage") -> str:
+    return f"real-s{seed}" if family == "skimage" else f"real-{family}-s{seed}"
+
+
+def ensure_real_set(data_dir: Path, seed: int = 0, family: str = "skimage") -> Path | None:
     """The cached real set's folder (made atomically if missing); None without scikit-image."""
     try:
         import skimage  # noqa: F401
     except ImportError:
         return None
-    root = data_dir / f"real-s{seed}"
+    root = data_dir / real_set_name(seed, family)
     if (root / TRUTH_NAME).exists():
         return root
     data_dir.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=".real.", dir=data_dir))
     try:
-        make_real_set(partial, seed)
+        make_real_set(partial, seed, family)
         text = (partial / TRUTH_NAME).read_text().replace(str(partial), str(root))
         (partial / TRUTH_NAME).write_text(text)
         os.replace(partial, root)

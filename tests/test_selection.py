@@ -372,6 +372,22 @@ def test_a_split_burst_alone_in_its_bucket_gets_one_pick_while_frames_earn_one()
     assert len(np.unique(bursts[picked])) == 12
 
 
+def test_a_burst_that_merges_several_gets_its_stride_share() -> None:
+    # Bucket 0: 60 look-alike frames the finder took for one burst (a long stay, or
+    # bursts that look the same). Bucket 1: 20 bursts of 2 frames in 10 clusters.
+    # 20 picks, one per 5 frames: a stride takes 12 from bucket 0. Counting each burst
+    # as one unit, bucket 0 got 1 pick and bucket 1 a second pick in every cluster.
+    buckets = np.r_[np.zeros(60, int), np.ones(40, int)]
+    bursts = np.r_[np.zeros(60, int), 1 + np.arange(40) // 2]
+    clusters = np.r_[np.zeros(60, int), 1 + np.arange(40) // 4]
+    picked = select_burst_aware(buckets, bursts, 20, seed=0, clusters=clusters)
+    assert len(np.unique(picked)) == 20
+    assert int((picked < 60).sum()) == 10  # its frames' share, with bucket 1's floor of 10
+    assert len(np.unique(clusters[picked[picked >= 60]])) == 10  # one per cluster there
+    gaps = np.diff(picked[picked < 60])
+    assert gaps.min() >= 5  # spread over the run, as a stride's would be
+
+
 def test_proportional_shares_examples_and_errors() -> None:
     # Ideal 5, 2.5, 0.5: the tied remainder goes to the larger weight.
     assert proportional_shares(np.array([10, 5, 1]), 8, np.array([10, 5, 1])).tolist() == [5, 3, 0]

@@ -376,18 +376,21 @@ def _unit_quotas(
     keys: IntArray,
     weight_power: float,
     groups: IntArray | None = None,
+    room: IntArray | None = None,
 ) -> IntArray:
     """Per-bucket quotas counted in clusters, then in bursts, then in images.
 
     Every bucket gets one pick, then the picks up to the number of clusters
     (``groups``; default: one per burst) are shared in proportion to ``size **
     weight_power``, never more than a bucket has clusters. Beyond that, picks
-    follow frames as a stride's do: up to the number of bursts, each bucket
-    ends with its share of the picks in proportion to its size, never more
-    than it has bursts and never less than it already has (so a bucket whose
-    one cluster is one burst split in two gets no second pick while its
-    frames' share is one); only when every burst has a pick, in proportion to
-    size up to all its frames, again counting what it already has.
+    follow frames as a stride's do: up to the number of bursts (``room``: the
+    picks a stride would take from the bucket's bursts, at least one each;
+    default: one per burst), each bucket ends with its share of the picks in
+    proportion to its size, never more than that room and never less than it
+    already has (so a bucket whose one cluster is one burst split in two gets
+    no second pick while its frames' share is one); only when every burst has
+    its picks, in proportion to size up to all its frames, again counting
+    what it already has.
 
     Examples
     --------
@@ -412,9 +415,10 @@ def _unit_quotas(
     # Beyond one per cluster, picks follow frames, as a stride's do: a bucket ends
     # with its frames' share of the picks (no less than it has), not that share
     # on top of what it has.
-    second = min(target, int(units.sum()))
+    room = units if room is None else room
+    second = min(target, int(room.sum()))
     if second > first:
-        quotas = proportional_shares(sizes, second, units, floors=quotas)
+        quotas = proportional_shares(sizes, second, room, floors=quotas)
     if target > second:
         quotas = proportional_shares(sizes, target, sizes, floors=quotas)
     return quotas
@@ -745,8 +749,13 @@ def select_burst_aware(
     groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys)).astype(
         np.int64
     )
+    # A burst the finder found may be several merged (a run of look-alike bursts, or a
+    # long stay): beyond one pick per burst, no run gets fewer picks than a stride over
+    # the whole set would take from it.
+    capacity = np.maximum(1, unit_size * min(target, count) // count).astype(np.int64)
+    room = np.add.reduceat(capacity, first_unit).astype(np.int64)
     quotas = _unit_quotas(
-        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups
+        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups, room
     )
     offsets = bucket_offsets(keys.astype(np.int64), seed)
     shares = np.zeros(len(unit_start), dtype=np.int64)
@@ -785,9 +794,14 @@ def select_burst_aware(
         elif quota <= units[index]:
             weights = unit_weight[lo:hi]
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
-        else:
-            sizes_here = unit_size[lo:hi]
-            extra = proportional_shares(sizes_here, int(quota) - (hi - lo), sizes_here - 1)
+        else:  # every burst its stride's share first, then the rest by frames
+            sizes_here, within = unit_size[lo:hi], capacity[lo:hi] - 1
+            if quota <= room[index]:
+                extra = proportional_shares(sizes_here, int(quota) - (hi - lo), within)
+            else:
+                extra = proportional_shares(
+                    sizes_here, int(quota) - (hi - lo), sizes_here - 1, floors=within
+                )
             shares[lo:hi] = 1 + extra
     unit_index, offset_in_unit = _spread_in_units(unit_size, shares)
     picked = order[unit_start[unit_index] + offset_in_unit]
