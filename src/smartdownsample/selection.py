@@ -25,7 +25,10 @@ that order. Two strategies:
     up to four times as likely to be picked (:func:`rarity_weights`).
     Given clusters of bursts that may be one burst split by a missed link
     (:func:`.bursts.find_clusters`), quotas count clusters first and a
-    cluster's picks beyond its first follow its frames, as a stride's would.
+    cluster's picks beyond its first follow its frames, as a stride's would;
+    and a found burst longer than the stride's step may be several merged
+    (look-alike bursts, a long stay), so it may get a stride's share of picks
+    before every other burst has one.
 
 When ``target`` is smaller than the number of buckets, buckets are chosen by
 farthest-point traversal over their features: the largest bucket first, then
@@ -663,7 +666,10 @@ def select_burst_aware(
     quotas are counted in clusters first and the stride runs over a bucket's
     clusters (each weighs as much as its rarest burst, and gives that burst):
     no cluster gets a second pick before every cluster has one, so a missed
-    burst link does not turn into two picks of one burst.
+    burst link does not turn into two picks of one burst. Beyond one pick per
+    burst, a found burst longer than the stride's step (``n / target``
+    images) may be several merged, and gets a stride's share of picks
+    (``floor(frames * target / n)``) before the other bursts get seconds.
 
     Parameters
     ----------
@@ -749,10 +755,13 @@ def select_burst_aware(
     groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys)).astype(
         np.int64
     )
-    # A burst the finder found may be several merged (a run of look-alike bursts, or a
-    # long stay): beyond one pick per burst, no run gets fewer picks than a stride over
-    # the whole set would take from it.
-    capacity = np.maximum(1, unit_size * min(target, count) // count).astype(np.int64)
+    # A burst the finder found (clusters given) may be several merged (a run of
+    # look-alike bursts, or a long stay): beyond one pick per burst, no run gets fewer
+    # picks than a stride over the whole set would take from it. Exact units (detector
+    # sequences) get one pick each before any gets a second.
+    capacity = np.ones(len(unit_size), dtype=np.int64)
+    if clusters is not None:
+        capacity = np.maximum(1, unit_size * min(target, count) // count).astype(np.int64)
     room = np.add.reduceat(capacity, first_unit).astype(np.int64)
     quotas = _unit_quotas(
         sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups, room
