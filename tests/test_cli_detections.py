@@ -585,3 +585,156 @@ def test_detector_flags_on_a_balance_folder_are_a_usage_error(
     )
     assert code == 2
     assert "--out-json" in one_error_line(err)
+
+
+# ---------------------------------------------------------------- found by attacking
+
+
+def _relabelled(data: CameraTrapSet, where: Path, labels: list[str]) -> Path:
+    """The demo detections with classifications cycling through ``labels``."""
+    document = copy.deepcopy(data.megadetector_document)
+    document["classification_categories"] = {str(i): name for i, name in enumerate(labels)}
+    for number, entry in enumerate(document["images"]):
+        entry["file"] = os.path.relpath(os.path.join(data.root, entry["file"]), where)
+        for detection in entry.get("detections") or []:
+            detection["classifications"] = [[str(number % len(labels)), 0.9]]
+    path = where / "relabelled.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_a_label_never_writes_a_chart_outside_its_folder(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _relabelled(data, tmp_path, ["deer", "../../../victim", "a/b", "", "x" * 5000])
+    out = tmp_path / "one" / "two" / "charts"
+    out.mkdir(parents=True)
+    victim = tmp_path / "victim.png"
+    victim.write_text("precious", encoding="utf-8")
+    before = {p for p in tmp_path.rglob("*")}
+    code, _, err = run(
+        capsys, "balance", source, "--max-per-class", "1", "--distribution", out / "d.png",
+        "--thumbnails", out / "t.png", *QUIET,
+    )  # fmt: skip
+    assert code == 0, err
+    assert victim.read_text(encoding="utf-8") == "precious"
+    made = {p for p in tmp_path.rglob("*")} - before
+    assert made and all(p.parent == out for p in made), sorted(map(str, made))
+    assert all(len(p.name.encode()) < 255 for p in made)
+    # One chart of each kind per class cut (the empty label is no class of its own):
+    # no two classes share a file.
+    assert len(made) == 8 and len({p.name[2:] for p in made}) == 4
+
+
+def test_one_frame_under_two_entries_keeps_both_crops(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = next(e for e in data.megadetector_document["images"] if e.get("detections"))
+    frame = os.path.join(data.root, entry["file"])
+    twice = {
+        "info": {"format_version": "1.4"},
+        "detection_categories": {"1": "animal"},
+        "images": [
+            {"file": frame, "detections": [{"category": "1", "conf": 0.9, "bbox": box}]}
+            for box in ([0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.3, 0.3])
+        ],
+    }
+    source = tmp_path / "twice.json"
+    source.write_text(json.dumps(twice), encoding="utf-8")
+    crops = tmp_path / "crops"
+    code, out, err = run(
+        capsys, "select", source, "--fraction", "1.0", "--crops-to", crops, "--no-progress",
+        "--no-cache",
+    )  # fmt: skip
+    assert code == 0, err
+    made = sorted(p for p in crops.rglob("*.jpg"))
+    assert len(made) == 2 and "crops (2 JPEG files)" in out + err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '["a.jpg", "b\\u0000c.jpg"]',  # a NUL in a path
+        "[" * 100_000 + "]" * 100_000,  # nested too deeply
+    ],
+)
+def test_a_json_list_that_cannot_name_files_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    listed = tmp_path / "paths.json"
+    listed.write_text(content, encoding="utf-8")
+    code, _, err = run(capsys, "select", listed, "--target", "2", "--skip-unreadable", *QUIET)
+    assert code == 2
+    assert str(listed) in one_error_line(err)
+
+
+@pytest.mark.parametrize("field", ["bbox", "conf"])
+def test_a_number_beyond_any_float_is_a_detection_file_error(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    document = copy.deepcopy(data.megadetector_document)
+    detection = next(d for e in document["images"] for d in e.get("detections") or [])
+    huge = "1" + "0" * 400
+    if field == "bbox":
+        detection["bbox"] = [0, 0, 0.5, 0.5]
+    else:
+        detection["conf"] = 0.5
+    text = json.dumps(document).replace(
+        '"bbox": [0, 0, 0.5, 0.5]' if field == "bbox" else '"conf": 0.5',
+        f'"bbox": [0, 0, {huge}, 0.5]' if field == "bbox" else f'"conf": {huge}',
+        1,
+    )
+    source = tmp_path / "huge.json"
+    source.write_text(text, encoding="utf-8")
+    frames = os.path.relpath(data.root, tmp_path)
+    code, _, err = run(capsys, "select", source, "--image-root", frames, "--target", "2", *QUIET)
+    assert code == 1
+    line = one_error_line(err)
+    assert "not a finite number" in line and field in line
+
+
+def test_a_text_list_whose_first_path_starts_with_a_brace_is_a_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "{cam1}"
+    folder.mkdir()
+    for index in range(3):
+        Image.new("RGB", (40, 30), (40 * index, 90, 60)).save(folder / f"IMG_{index}.jpg")
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"{{cam1}}/IMG_{i}.jpg\n" for i in range(3)), encoding="utf-8")
+    code, _, err = run(capsys, "select", listed, "--target", "2", "--out", tmp_path / "k", *QUIET)
+    assert code == 0, err
+
+
+def test_an_output_never_replaces_a_source_file(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detector = tmp_path / "md.json"
+    detector.write_text(json.dumps(data.megadetector_document), encoding="utf-8")
+    root = ("--image-root", str(data.root))
+    listed = tmp_path / "paths.txt"
+    frames = sorted(str(p) for p in Path(data.root).rglob("*") if is_image_name(p.name))
+    listed.write_text("\n".join(frames[:5]) + "\n", encoding="utf-8")
+    for argv in (
+        ["select", detector, *root, "--target", "2", "--out-json", detector],
+        ["select", listed, "--target", "2", "--out", listed],
+        ["select", listed, "--target", "2", "--out", tmp_path / "k", "--manifest", listed],
+    ):
+        before = Path(argv[1]).read_bytes()
+        code, _, err = run(capsys, *argv, "--overwrite", *QUIET)
+        assert code == 2 and "is the SOURCE file" in one_error_line(err)
+        assert Path(argv[1]).read_bytes() == before
+
+
+def test_out_list_named_json_reads_back_as_a_source(
+    data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = sorted(str(p) for p in Path(data.root).rglob("*") if is_image_name(p.name))
+    listed = tmp_path / "in.txt"
+    listed.write_text("\n".join(frames[:8]) + "\n", encoding="utf-8")
+    kept = tmp_path / "kept.json"
+    assert run(capsys, "select", listed, "--target", "4", "--out", kept, *QUIET)[0] == 0
+    assert len(json.loads(kept.read_text(encoding="utf-8"))) == 4
+    again = tmp_path / "again.txt"
+    assert run(capsys, "select", kept, "--target", "2", "--out", again, *QUIET)[0] == 0
+    assert set(again.read_text(encoding="utf-8").splitlines()) <= set(frames[:8])

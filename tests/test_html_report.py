@@ -299,3 +299,22 @@ def test_detection_thumbnails_show_the_box_not_the_frame(tmp_path: Path) -> None
         assert red > 150 and green < 100, "a thumbnail shows the frame, not its box"
     assert "animal 0.90 · IMG_" in text  # the category, as no species label was given
     assert "<th>detections</th>" in text
+
+
+def test_thumbnails_convert_colours_as_the_features_do(tmp_path: Path) -> None:
+    """16-bit images are scaled (not clipped to white), transparency goes on white."""
+    import io
+
+    from smartdownsample.htmlreport import thumbnail_jpeg
+
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((40, 40), 117 * 257, dtype=np.uint16)).save(deep)
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (40, 40), (0, 200, 0, 128)).save(clear)
+    means = {}
+    for path in (deep, clear):
+        data = thumbnail_jpeg(str(path))
+        assert data is not None
+        means[path.name] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).mean(axis=(0, 1))
+    assert np.allclose(means["deep.png"], 117, atol=3)
+    assert np.allclose(means["clear.png"], (127, 227, 127), atol=4)

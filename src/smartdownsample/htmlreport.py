@@ -137,7 +137,7 @@ def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, box: Box | None = None) ->
     """
     from PIL import Image, ImageOps
 
-    from .loading import box_pixels
+    from .loading import box_pixels, to_rgb
 
     try:
         with Image.open(path) as image:
@@ -146,7 +146,7 @@ def thumbnail_jpeg(path: str, side: int = THUMB_SIDE, box: Box | None = None) ->
             wanted = min(int(side * scale) + 1, 1 << 16)
             image.draft("RGB", (wanted, wanted))
             oriented = ImageOps.exif_transpose(image)
-            picture = oriented.convert("RGB")
+            picture = to_rgb(oriented)  # 16-bit scaled, transparency on white, as features
             if box is not None:
                 picture = picture.crop(box_pixels(box, *picture.size))
             picture.thumbnail((side, side))

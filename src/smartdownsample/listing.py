@@ -463,17 +463,19 @@ def read_json_list(path: str | os.PathLike[str]) -> list[str]:
     )
     try:
         data = json.loads(_read_text(name))
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{name!r} is not valid JSON ({exc}); {fix}") from None
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+        raise InvalidArgumentError(f"{name!r} is not valid JSON ({reason}); {fix}") from None
     if not isinstance(data, list):
         raise InvalidArgumentError(
             f"JSON file {name!r} holds a {type(data).__name__}, not an array of paths; {fix}"
         )
     paths: list[str] = []
     for index, value in enumerate(data):
-        if not isinstance(value, str):
+        if not isinstance(value, str) or NUL in value:
+            shown = repr(value)[:80]
             raise InvalidArgumentError(
-                f"JSON file {name!r}: entry {index} is {value!r}, not a path; {fix}"
+                f"JSON file {name!r}: entry {index} is {shown}, not a path; {fix}"
             )
         if value.strip():
             paths.append(_checked(value.strip(), base, name, index + 1))

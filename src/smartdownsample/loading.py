@@ -84,6 +84,7 @@ __all__ = [
     "jpeg_decoder",
     "parse_exif_datetime",
     "thumbnail_side",
+    "to_rgb",
 ]
 
 logger = logging.getLogger(__name__)
@@ -367,7 +368,7 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8), mode="L")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB, compositing transparency on white."""
     mode = image.mode
     if mode == "RGB":
@@ -408,7 +409,7 @@ def _decode_opened(
         scale = 1 if boxes is None else _region_scale(width, height, orientation, boxes, side)
         image.draft("RGB", (side, side) if boxes is None else (width // scale, height // scale))
     image.load()  # multi-frame files (GIF, TIFF) give their first frame
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     if orientation != 1:
         rgb = _apply_orientation(rgb, orientation)
     return DecodedImage(

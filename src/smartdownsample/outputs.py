@@ -1379,7 +1379,13 @@ class OutputTransaction:
             return _write_lines(handle, lines)
 
     def write_path_list(self, path: str | os.PathLike[str], paths: Iterable[str]) -> int:
-        """Stage a list of absolute paths, one a line, that reads back as the same files."""
+        """Stage a list of absolute paths that reads back as the same files: one a line,
+        or a JSON array for a ``*.json`` name (as such a SOURCE is read)."""
+        if os.fspath(path).lower().endswith(".json"):
+            listed = [absolute_path(p) for p in paths]
+            with self.open(path, errors=JSON_ERRORS) as handle:
+                _dump_json(handle, listed, ascii_only=True)
+            return len(listed)
         with self.open(path, newline="\n") as handle:
             return _write_lines(handle, _path_lines(absolute_path(p) for p in paths))
 

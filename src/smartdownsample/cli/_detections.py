@@ -11,15 +11,18 @@ which detections are items. Two outputs go back into the user's pipeline:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import DetectionFileError, InvalidArgumentError
-from ..outputs import OutputTransaction, common_root
+from ..outputs import TEMP_PREFIX, OutputTransaction, common_root
 from ..progress import ProgressBar
 from ..report import count_noun
 from ._outputs import Outputs, Written
@@ -52,7 +55,7 @@ INPUT_FLAGS = (("image_root", "--image-root"), *MEGADETECTOR_FLAGS, *COCO_FLAGS)
 OUTPUT_FLAGS = (("out_json", "--out-json"), ("crops_to", "--crops-to"))
 
 JSON_SUFFIX = ".json"
-SNIFF_BYTES = 64
+SNIFF_BYTES = 1 << 20
 """Bytes read from the start of a SOURCE file to see whether it is a JSON object."""
 
 CROP_QUALITY = 95
@@ -128,19 +131,31 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _is_json_file(source: str) -> bool:
-    """True for a regular file whose first character is ``{`` (a JSON object).
+    """True for detector output: a regular file holding a JSON object.
 
-    Any other ``*.json`` is a list of paths (:func:`..listing.read_json_list`),
-    whose errors say what each kind of file must hold.
+    A ``*.json`` file is one if its first character is ``{`` (its errors are
+    then the detector reader's); a file of another name only if it parses as
+    a JSON object, so a list of paths whose first path starts with ``{`` stays
+    a list. Any other ``*.json`` is a list of paths
+    (:func:`..listing.read_json_list`).
     """
     if source == "-" or not os.path.isfile(source):
         return False
+    named_json = source.lower().endswith(JSON_SUFFIX)
     try:
         with open(source, "rb") as handle:
             start = handle.read(SNIFF_BYTES)
+            if not start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+                return False
+            if named_json:
+                return True
+            text = start + handle.read()
     except OSError:
-        return source.lower().endswith(JSON_SUFFIX)  # reading it again names the error
-    return start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+        return named_json  # reading it again names the error
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def detector_source(sources: Sequence[str]) -> str | None:
@@ -320,6 +335,21 @@ def _write_json(path: str, tx: OutputTransaction, source: DetectorSource, kept: 
     write_detections(tx.temp_for(path, suffix=".json"), source.document, kept)
 
 
+@contextlib.contextmanager
+def _staging_folder(folder: str) -> Iterator[str]:
+    """A temporary folder beside ``folder`` (same file system, which has room for the
+    crops), else in the system's temporary folder; removed afterwards."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    try:
+        staging = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}crops-", dir=parent)
+    except OSError:
+        staging = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}crops-")
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _write_crops(
     folder: str,
     tx: OutputTransaction,
@@ -336,11 +366,16 @@ def _write_crops(
     from ..formats import crop_file_name, crop_item
 
     root = common_root(source.table.frame, [source.image_root])
-    with tempfile.TemporaryDirectory(prefix=".smartdownsample-crops-") as staging:
+    with _staging_folder(folder) as staging:
         files: list[str] = []
+        used: set[str] = set()
         with ProgressBar(show_progress, len(kept), "Cutting crops") as bar:
             for row in range(len(kept)):
                 name = crop_file_name(kept.frame[row], int(kept.source[row, 1]), root=root)
+                if name in used:  # one frame named by two image entries: keep both crops
+                    stem, extension = os.path.splitext(name)
+                    name = f"{stem}_entry{int(kept.source[row, 0])}{extension}"
+                used.add(name)
                 path = os.path.join(staging, name)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 image = source.entry_name(int(kept.source[row, 0]))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -142,9 +144,14 @@ class Outputs:
         self,
         source_folders: Sequence[str],
         image_paths: Sequence[str],
-        chart_names: Sequence[str] = ("",),
+        chart_names: Sequence[str | None] = (None,),
+        source_files: Sequence[str] = (),
     ) -> None:
-        """Refuse unsafe or occupied destinations before any work is done."""
+        """Refuse unsafe or occupied destinations before any work is done.
+
+        ``source_files``: the list, CSV or detector files named as SOURCE, which no
+        output may replace (not even with ``--overwrite``).
+        """
         for option, folder in self.all_folders():
             check_output_dir(
                 folder,
@@ -161,16 +168,21 @@ class Outputs:
             ("--out-json", self.out_json),
         ):
             if path:
+                _refuse_source_file(option, path, source_files)
                 check_output_file(
                     path, option=option, image_paths=image_paths, overwrite=self.overwrite
                 )
         if self.out:
             check_path_list(image_paths, option="--out")
-        self._check_charts(source_folders, image_paths, chart_names)
+        self._check_charts(source_folders, image_paths, chart_names, source_files)
         self._lock_folders(source_folders, image_paths)
 
     def _check_charts(
-        self, source_folders: Sequence[str], image_paths: Sequence[str], names: Sequence[str]
+        self,
+        source_folders: Sequence[str],
+        image_paths: Sequence[str],
+        names: Sequence[str | None],
+        source_files: Sequence[str],
     ) -> None:
         for option, path in (
             ("--distribution", self.distribution),
@@ -181,6 +193,7 @@ class Outputs:
             for name in names:
                 chart = chart_path(path, name)
                 _refuse_inside(option, chart, source_folders)
+                _refuse_source_file(option, chart, source_files)
                 check_output_file(
                     chart, option=option, image_paths=image_paths, overwrite=self.overwrite
                 )
@@ -211,18 +224,62 @@ def _is_own_stdout(path: str | None) -> bool:
         return False
 
 
-def chart_path(path: str, name: str) -> str:
-    """``path`` for select; ``stem-NAME.png`` for a balance class.
+CLASS_NAME_BYTES = 80
+"""Longest class name kept whole in a chart's file name (bytes of UTF-8): with the
+stem, the extension and a hash it stays far below the 255 bytes of a file name."""
+
+_UNSAFE_IN_NAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+"""Characters a class name may hold but a file name may not (on any OS)."""
+
+
+def name_component(name: str) -> str:
+    """A class name as one safe file-name component (no separator, never ``..``).
+
+    A name that had to change, or was cut, gets a short hash of the original,
+    so two names never give one file.
 
     Examples
     --------
-    >>> chart_path("charts/d.png", ""), chart_path("charts/d.png", "owl")
-    ('charts/d.png', 'charts/d-owl.png')
+    >>> name_component("red deer"), name_component("../../etc"), name_component("")
+    ('red deer', '____etc-7baf5cb6', 'class-da39a3ee')
     """
-    if not name:
+    safe = _UNSAFE_IN_NAME.sub("_", name).strip(" .")
+    safe = safe.replace("..", "__")
+    cut = safe.encode("utf-8")[:CLASS_NAME_BYTES].decode("utf-8", "ignore")
+    if cut == name and name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cut or 'class'}-{digest}"
+
+
+def chart_path(path: str, name: str | None) -> str:
+    """``path`` for select (``name`` None); ``stem-NAME.png`` for a balance class, the
+    name made one safe file-name component (:func:`name_component`).
+
+    Examples
+    --------
+    >>> chart_path("charts/d.png", None), chart_path("charts/d.png", "owl")
+    ('charts/d.png', 'charts/d-owl.png')
+    >>> chart_path("charts/d.png", "../../x").startswith("charts/d-")
+    True
+    """
+    if name is None:
         return path
     stem, extension = os.path.splitext(path)
-    return f"{stem}-{name}{extension}"
+    return f"{stem}-{name_component(name)}{extension}"
+
+
+def _refuse_source_file(option: str, path: str, sources: Sequence[str]) -> None:
+    for source in sources:
+        try:
+            same = os.path.samefile(path, source)
+        except (OSError, ValueError):
+            continue
+        if same:
+            raise InvalidArgumentError(
+                f"{option} {path!r} is the SOURCE file {source!r}, which it would replace; "
+                "choose another name"
+            )
 
 
 def _refuse_inside(option: str, path: str, folders: Sequence[str]) -> None:
@@ -296,7 +353,7 @@ def save_charts(
     outputs: Outputs,
     tx: OutputTransaction,
     result: SelectionResult,
-    name: str,
+    name: str | None,
     written: Written,
 ) -> None:
     """Stage the charts of one selection (``name``: its class, for balance)."""

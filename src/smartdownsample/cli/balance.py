@@ -307,7 +307,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     cap = args.max_per_class
     to_cut = [name for name, rows in groups if len(rows) > cap]
     frames, _ = table.frames()
-    outputs.check([], frames, chart_names=to_cut)
+    outputs.check([], frames, chart_names=to_cut, source_files=[json_path])
     args.cache_path = cache_path(args)
     _warn_small_classes(args, listing)
     outcomes, kept_rows = _balance_items(args, source, groups)

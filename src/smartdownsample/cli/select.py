@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -130,7 +131,8 @@ def run(args: argparse.Namespace, started: float) -> int:
             f"no images found in {', '.join(repr(s) for s in args.sources)} (looked for "
             f"{IMAGE_TYPES} files, any case, outside hidden folders); check the SOURCE"
         )
-    outputs.check(listing.folders, listing.paths)
+    files = [source for source in args.sources if source != "-" and os.path.isfile(source)]
+    outputs.check(listing.folders, listing.paths, source_files=files)
     args.cache_path = cache_path(args)
     target = resolve_target(len(listing.paths), args.target, args.fraction)
     with DaskSession(args.backend, args.scheduler) as dask:
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     with OutputTransaction() as tx:
         manifest = (None, result.manifest_rows())
         written = write_common(outputs, tx, result.selected_paths, root, manifest, show)
-        save_charts(outputs, tx, result, "", written)
+        save_charts(outputs, tx, result, None, written)
         write_html(outputs, tx, written, lambda path: result.save_html(path, run=_run_rows(args)))
         write_report(
             outputs,
@@ -182,7 +184,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
             "every annotation is excluded); check those flags"
         )
     frames, _ = table.frames()
-    outputs.check([], frames)
+    outputs.check([], frames, source_files=[json_path])
     args.cache_path = cache_path(args)
     target = resolve_target(len(table), args.target, args.fraction)
     with DaskSession(args.backend, args.scheduler) as dask:
@@ -196,7 +198,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
         manifest = (None, result.manifest_rows())
         written = write_common(outputs, tx, kept_frames, common_root(frames), manifest, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)
-        save_charts(outputs, tx, result, "", written)
+        save_charts(outputs, tx, result, None, written)
         write_html(outputs, tx, written, lambda path: result.save_html(path, run=_run_rows(args)))
         write_report(
             outputs,

@@ -132,9 +132,13 @@ def number(value: object, field: str, *, positive: bool = False) -> float:
             field=field,
             fix="write it as a JSON number",
         )
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an integer beyond any float
+        result = math.inf
     if not math.isfinite(result):
-        raise ItemError(f"not a finite number ({value!r})", field=field, fix="fix the value")
+        shown = _short(value)
+        raise ItemError(f"not a finite number ({shown})", field=field, fix="fix the value")
     if positive and result <= 0:
         raise ItemError(f"must be > 0, got {value!r}", field=field, fix="fix the value")
     return result

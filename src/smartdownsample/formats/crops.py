@@ -14,8 +14,8 @@ from ..loading import (
     _describe,
     _exif_info,
     _open_formats,
-    _to_rgb,
     box_pixels,
+    to_rgb,
 )
 from .items import WHOLE_IMAGE
 
@@ -58,7 +58,7 @@ def crop_item(
         with Image.open(frame, formats=_open_formats()) as opened:
             orientation, _ = _exif_info(opened)
             opened.load()
-            rgb = _to_rgb(opened)
+            rgb = to_rgb(opened)
     except FileNotFoundError as exc:
         raise _frame_error(frame, "the frame does not exist", source, image) from exc
     except _EXPECTED_DECODE_ERRORS as exc:
