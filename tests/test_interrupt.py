@@ -820,3 +820,38 @@ def test_ctrl_c_at_every_instant_of_an_overwrite(
     assert at > 20
     assert not problems, "\n".join(problems)
     assert _stamps(source.root) == source.stamps
+
+
+def test_ctrl_c_after_the_outputs_are_in_place_says_so(
+    source: Source, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stop that lands after the commit (while the replaced files are deleted) finishes
+    that clean-up and says the outputs were written, not that none were."""
+    from smartdownsample.cli import main
+
+    out = tmp_path / "kept.txt"
+    out.write_text("an earlier list\n", encoding="utf-8")
+    fired: list[str] = []
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if (
+            event == "call"
+            and not fired
+            and code.co_name == "_clean_up_after_commit"
+            and code.co_filename.endswith("outputs.py")
+        ):
+            fired.append(code.co_name)
+            raise KeyboardInterrupt
+
+    argv = [str(source.root), "--target", "5", "--out", str(out), "--overwrite", "--no-cache"]
+    sys.setprofile(hook)
+    try:
+        code = main(["select", *argv, "--no-progress"])
+    finally:
+        sys.setprofile(None)
+    err = capsys.readouterr().err
+    assert fired and code == 130
+    assert "interrupted; the output files had all been written" in err
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".smartdownsample")] == []

@@ -86,6 +86,10 @@ TEXT_ERRORS = "surrogateescape"
 ``os.fsdecode``): back to their original bytes, so lists and manifests name the
 very file, and the list reader gets the same name back."""
 
+OUTPUTS_COMMITTED = "outputs_committed"
+"""Attribute set (True) on a KeyboardInterrupt that :meth:`OutputTransaction.commit`
+raises after every output was put in place."""
+
 JSON_ERRORS = "backslashreplace"
 """JSON writes such a name's escape as ``\\udcXX``: valid JSON, read back as the same str."""
 
@@ -1445,6 +1449,8 @@ class OutputTransaction:
         self.committed = True
         interrupted = _until_done(self._clean_up_after_commit)
         if interrupted is not None:
+            # The outputs are in place: whoever reports the interrupt must not say otherwise.
+            setattr(interrupted, OUTPUTS_COMMITTED, True)
             raise interrupted
 
     def _clean_up_after_commit(self) -> None:

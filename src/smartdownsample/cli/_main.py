@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, TextIO
 
 from .._exceptions import ImageLoadError, InvalidArgumentError, SmartDownsampleError
+from ..outputs import OUTPUTS_COMMITTED
 from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._outputs import silence_stdout
 from ._parser import build_parser
@@ -159,10 +160,10 @@ def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
         return run()
     except _Stopped as exc:
         name = signal.Signals(exc.signum).name
-        _error(f"stopped by {name}; no output files were written")
+        _error(f"stopped by {name}; {_outputs_state(exc)}")
         return SIGNAL_EXIT_BASE + exc.signum
-    except KeyboardInterrupt:
-        _error("interrupted; no output files were written")
+    except KeyboardInterrupt as exc:
+        _error(f"interrupted; {_outputs_state(exc)}")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # stdout closed early (e.g. piped into `head`): stop quietly.
@@ -195,6 +196,12 @@ def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
         hint = "" if args.debug else "; run again with --debug for the traceback"
         _error(_one_line(f"unexpected {type(exc).__name__}: {exc}{hint} and please report it"))
         return EXIT_FAILED
+
+
+def _outputs_state(exc: BaseException) -> str:
+    if getattr(exc, OUTPUTS_COMMITTED, False):
+        return "the output files had all been written"
+    return "no output files were written"
 
 
 def _debug_trace(args: argparse.Namespace) -> None:
