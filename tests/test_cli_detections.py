@@ -189,19 +189,19 @@ def test_balance_caps_every_species_and_keeps_smaller_ones_whole(
     assert all(d in given[e["file"]] for e in kept["images"] for d in e["detections"])
 
 
-def test_balance_of_detections_counts_detections_not_images(
+def test_balance_of_detections_counts_items_not_images(
     data: CameraTrapSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ("balance", data.megadetector, "--max-per-class", "3", "--no-progress", "--no-cache")
     code, out, err = run(capsys, *args, "--out", tmp_path / "kept.txt")
     assert code == 0, err
     table = out + err
-    assert "at most 3 detections per class" in table
-    assert "detections" in table.splitlines()[1] and "images" not in table.splitlines()[1]
+    assert "at most 3 items per class" in table
+    assert "items" in table.splitlines()[1] and "images" not in table.splitlines()[1]
     n_items = len(read_megadetector(data.megadetector))
-    assert f" of {n_items:,} detections in " in table
+    assert f" of {n_items:,} items in " in table
     code, out, err = run(capsys, *args, "--min-per-class", "3", "--out", tmp_path / "k2.txt")
-    assert code == 0 and re.search(r"has only \d detections?, fewer than --min-per-class 3", err)
+    assert code == 0 and re.search(r"has only \d items?, fewer than --min-per-class 3", err)
 
 
 def test_balance_coco_classes_are_category_names(

@@ -298,7 +298,7 @@ def test_detection_thumbnails_show_the_box_not_the_frame(tmp_path: Path) -> None
         red, green, _ = picture.reshape(-1, 3).mean(axis=0)
         assert red > 150 and green < 100, "a thumbnail shows the frame, not its box"
     assert "animal 0.90 · IMG_" in text  # the category, as no species label was given
-    assert "<th>detections</th>" in text
+    assert "<th>items</th>" in text
 
 
 def test_thumbnails_convert_colours_as_the_features_do(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ EXCLUDED_COLOUR = "#c0392b"
 class ClassSection:
     """One class of a ``balance`` run: its name, images and selection (None: kept whole).
 
-    ``noun`` names what the class holds ("image", or "detection" for detector output).
+    ``noun`` names what the class holds ("image", or "item" for detector output).
     """
 
     name: str
@@ -245,16 +245,18 @@ def _picture(result: SelectionResult, position: int) -> tuple[_Picture, str]:
     path = str(result.paths[position])
     name = os.path.basename(path)
     items = result.items
-    if items is None or np.isnan(items.box[position]).any():
+    if items is None:
         return (path, None), name
     from .formats import UNCLASSIFIED
 
-    x, y, w, h = (float(v) for v in items.box[position])
     label = items.label[position]
     what = items.category[position] if label == UNCLASSIFIED else label
     confidence = float(items.confidence[position])
-    score = "" if np.isnan(confidence) else f" {confidence:.2f}"
-    return (path, (x, y, w, h)), f"{what}{score} · {name}"
+    caption = f"{what}{'' if np.isnan(confidence) else f' {confidence:.2f}'} · {name}"
+    if np.isnan(items.box[position]).any():  # a whole-image item
+        return (path, None), caption
+    x, y, w, h = (float(v) for v in items.box[position])
+    return (path, (x, y, w, h)), caption
 
 
 def _thumb(page: _Page, result: SelectionResult, position: int) -> str:
@@ -436,7 +438,7 @@ def _run_info(result: SelectionResult | None, extra: Mapping[str, Any]) -> dict[
     if result is not None:
         info.update(
             {
-                ("images" if result.items is None else "detections"): f"{len(result.paths):,}",
+                ("images" if result.items is None else "items"): f"{len(result.paths):,}",
                 "target": f"{result.target_count:,}",
                 "kept": f"{result.n_selected:,}",
                 "unreadable": f"{len(result.failures):,}",

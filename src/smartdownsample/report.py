@@ -67,8 +67,9 @@ def format_summary(result: SelectionResult) -> str:
     total = result.n_readable
     kept = result.n_selected
     share = 100.0 * kept / total if total else 0.0
+    noun = "image" if result.items is None else "item"
     lines = [
-        f"smartdownsample: kept {kept:,} of {count_noun(total, 'image')} ({share:.1f}%) "
+        f"smartdownsample: kept {kept:,} of {count_noun(total, noun)} ({share:.1f}%) "
         f"from {count_noun(len(result.buckets), 'bucket')}, strategy '{result.strategy}'",
     ]
     header = f"{'#':>4} {'id':>4} {'size':>9} {'kept':>8} {'rate':>7} {'stride':>9}"
@@ -92,7 +93,7 @@ def format_summary(result: SelectionResult) -> str:
     if shortfall(result):
         lines.append(
             f"short of the target: kept {kept:,} of the {result.target_count:,} asked for; "
-            f"only {count_noun(total, 'image')} could be read"
+            f"only {count_noun(total, noun)} could be read"
         )
     if result.failures:
         lines.append(f"unreadable images skipped: {len(result.failures):,}")

@@ -41,7 +41,7 @@ class ClassListing:
     folder_failures: list[tuple[str, str]] = field(default_factory=list)
     """Folders that could not be listed (skipped with --skip-unreadable) and why."""
     noun: str = "image"
-    """What a class holds, for messages: images, or a detector file's detections."""
+    """What a class holds, for messages: images, or a detector file's items."""
 
     @property
     def paths(self) -> list[str]:

@@ -302,7 +302,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     listing = ClassListing(
         root=json_path,
         classes=[(name, [table.frame[r] for r in rows]) for name, rows in groups],
-        noun="detection",
+        noun="item",
     )
     cap = args.max_per_class
     to_cut = [name for name, rows in groups if len(rows) > cap]

@@ -230,7 +230,7 @@ def _items_line(result: SelectionResult, source: DetectorSource, elapsed: float)
         f"done: kept {result.n_selected:,} of {count_noun(len(source.table), 'item')} "
         f"({count_noun(len(frames), 'frame')}) from {count_noun(len(result.buckets), 'bucket')}; "
         f"{failed:,} unreadable{' (skipped)' if failed else ''}"
-        + (f"; {skipped:,} bad entries skipped" if skipped else "")
+        + (f"; {count_noun(skipped, 'bad entry', 'bad entries')} skipped" if skipped else "")
         + f"; {seconds(elapsed)}"
     )
 
