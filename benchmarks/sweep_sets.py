@@ -13,7 +13,9 @@ frame, starting from a moderate :data:`BASE`:
 * JPEG quality, crop pixel sizes, burst lengths;
 * the same animal comes back to the same place minutes later (``revisit``);
 * several cameras share a folder and their files interleave by name
-  (``cameras_per_folder``).
+  (``cameras_per_folder``);
+* every crop is saved at one square size (``fixed_side``), as crops made for a
+  classifier often are: then the box's size and aspect say nothing.
 
 Backgrounds are textured: fractal noise coloured by a habitat palette over a sky /
 ground gradient with dark blobs (trunks, rocks), or a real photograph shipped with
@@ -73,6 +75,7 @@ class Variant:
     revisit: float = 0.0
     cameras_per_folder: int = 1
     n_images: int = 1200
+    fixed_side: int | None = None  # every crop resized to this square (classifier input)
 
 
 BASE = Variant("base")
@@ -94,6 +97,7 @@ VARIANTS: dict[str, Variant] = {
         dataclasses.replace(BASE, name="long", burst_len=(10, 15)),
         dataclasses.replace(BASE, name="revisit", revisit=0.5),
         dataclasses.replace(BASE, name="interleaved", cameras_per_folder=3),
+        dataclasses.replace(BASE, name="fixed224", fixed_side=224),
         dataclasses.replace(
             BASE,
             name="hard",
@@ -330,6 +334,8 @@ def render_burst(
         image = Image.fromarray(pixels)
         scale = target_long / max(image.size) * box_scale**0.5
         size = (max(16, round(image.size[0] * scale)), max(16, round(image.size[1] * scale)))
+        if variant.fixed_side:  # crops saved at one size, as a classifier's inputs often are
+            size = (variant.fixed_side, variant.fixed_side)
         frames.append((image.resize(size, Image.Resampling.BILINEAR), quality))
     return frames
 
