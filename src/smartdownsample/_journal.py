@@ -128,6 +128,10 @@ class Journal:
         """Before creating the folder ``path``."""
         self._append([{"folder": self._relative(path)}])
 
+    def note_made(self, levels: int) -> None:
+        """The journal's folder, and its ``levels - 1`` parents, were made by the run."""
+        self._append([{"made": levels}])
+
     def note_replacements(
         self, replacements: Iterable[Replacement], folders: Sequence[str] = ()
     ) -> None:
@@ -248,6 +252,7 @@ class _Entries:
     folders_made: list[str] = field(default_factory=list)
     replacements: list[Replacement] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
+    made: int = 0
     committed: bool = False
 
 
@@ -304,6 +309,8 @@ def _add(entries: _Entries, record: dict[str, Any], folder: str) -> None:
             return
         existed = record.get("existed") is not False
         entries.replacements.append(Replacement(target, aside, existed, identity))
+    elif isinstance(record.get("made"), int) and not isinstance(record["made"], bool):
+        entries.made = max(entries.made, record["made"])
     elif "folders" in record and isinstance(record["folders"], list):
         entries.folders = [f for f in record["folders"] if isinstance(f, str)]
     elif record.get("committed") is True:
@@ -356,33 +363,48 @@ def recover_interrupted(folder: str, output: str, *, option: str) -> None:
             continue  # its run finished meanwhile
         except OSError as exc:
             raise _cannot(path, exc) from exc
-        done = False
+        made: int | None = None
         try:
-            done = _recover(fd, path, output, option)
+            made = _recover(fd, path, output, option)
         except OSError as exc:
             raise _cannot(path, exc) from exc
         finally:
-            if done and sys.platform != "win32":
+            if made is not None and sys.platform != "win32":
                 _remove_file(path)  # while locked
             with contextlib.suppress(OSError):
                 os.close(fd)
-            if done and sys.platform == "win32":
+            if made is not None and sys.platform == "win32":
                 _remove_file(path)
+        _remove_made(folder, made or 0)
 
 
-def _recover(fd: int, path: str, output: str, option: str) -> bool:
-    """Complete the journal open as ``fd``; True if it is to be removed."""
+def _remove_made(folder: str, levels: int) -> None:
+    """Remove ``folder`` and its ``levels - 1`` parents, made by an undone run, if empty."""
+    for _ in range(levels):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        folder = os.path.dirname(folder)
+
+
+def _recover(fd: int, path: str, output: str, option: str) -> int | None:
+    """Complete the journal open as ``fd``.
+
+    Returns None to leave the journal, else how many levels of folders the
+    run made up to the journal's (removed with it if empty: the run is undone).
+    """
     folder = os.path.dirname(path)
     state = _lock(fd)
     if state != "held" and not _same_file(fd, path):
-        return False  # removed meanwhile: its run finished
+        return None  # removed meanwhile: its run finished
     entries = _parse(_read_all(fd), folder)
     if state == "held" or (state == "unsupported" and not _ended(entries)):
         _refuse_if_writing(entries, output, option)
-        return False
+        return None
     if entries is None:
         logger.debug("removed the empty journal %s of a run that stopped at once", path)
-        return True
+        return 0
     if entries.format != JOURNAL_FORMAT:
         raise OutputError(
             f"{path!r} is the journal of an interrupted run of another smartdownsample version "
@@ -396,7 +418,7 @@ def _recover(fd: int, path: str, output: str, option: str) -> bool:
     text = outcome.describe(folder, committed)
     if text:
         logger.warning("%s", text)
-    return True
+    return 0 if committed else entries.made
 
 
 def _ended(entries: _Entries | None) -> bool:
@@ -578,14 +600,16 @@ def _free_name(path: str) -> str:
 
 
 def _cannot(path: str, exc: OSError) -> OutputError:
-    folder = os.path.dirname(path)
+    """One line naming the journal, the file that failed and the fix."""
+    failed = os.fsdecode(exc.filename) if exc.filename else path
+    folder = os.path.dirname(failed)
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         fix = f"free some space in {folder!r}"
     elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         fix = f"make {folder!r} writable"
     else:
-        fix = "fix that"
-    where = f" ({exc.filename})" if exc.filename and exc.filename != path else ""
+        fix = f"check {failed!r}"
+    where = f" ({failed})" if failed != path else ""
     return OutputError(
         f"cannot complete the outputs of an interrupted smartdownsample run recorded in "
         f"{path!r}: {exc.strerror or exc}{where}; {fix} and run again"

@@ -20,6 +20,13 @@ export into the same folder removes exactly the earlier export's files that
 it does not replace, and keeps every other file. Files that are replaced or
 removed are first moved aside (hidden, beside them) and only deleted when the
 outputs are committed, so a rollback puts every one of them back.
+
+A process killed outright (SIGKILL, out of memory, power loss) rolls nothing
+back: every rename is first written down in a journal beside the outputs
+(:mod:`smartdownsample._journal`), and the next run that writes there
+completes or undoes what the killed run left (:func:`recover_output_file`,
+:func:`recover_output_dir`, and the checks and lock that call them) before
+anything else.
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ __all__ = [
     "common_root",
     "export_tree",
     "lock_output_dir",
+    "recover_output_dir",
+    "recover_output_file",
     "write_json",
 ]
 
@@ -502,8 +511,7 @@ def check_output_file(
     _refuse_blocked_path(target, option)
     if _writes_in_place(target):
         return  # /dev/null, a terminal, our own stdout: written directly, nothing replaced
-    full = absolute_path(target)
-    recover_interrupted(os.path.dirname(full), full, option=option)
+    recover_output_file(target, option=option)
     if not os.path.lexists(target):
         return
     try:
@@ -530,6 +538,41 @@ def check_output_file(
             raise InvalidArgumentError(
                 f"{option} file {target!r} is one of the input images; choose another name"
             )
+
+
+def recover_output_file(path: str | os.PathLike[str], *, option: str) -> None:
+    """Complete or undo what interrupted runs left in the folder of the output file ``path``.
+
+    A run killed while it replaced outputs there left a journal saying what
+    it did: committed, its outputs are completed, else undone (the files it
+    replaced put back); one warning line says what was done.
+
+    Raises
+    ------
+    OutputError
+        Another run is writing ``path``, or a journal cannot be completed.
+    """
+    target = os.fspath(path)
+    if not _writes_in_place(target):
+        full = absolute_path(target)
+        recover_interrupted(os.path.dirname(full), full, option=option)
+
+
+def recover_output_dir(dest: str | os.PathLike[str], *, option: str) -> None:
+    """Complete or undo what an interrupted run left in the copy or link folder ``dest``.
+
+    Only if it holds a journal; under the folder's lock (:class:`FolderLock`),
+    as :func:`lock_output_dir` does it again later.
+
+    Raises
+    ------
+    OutputError
+        Another run holds the folder, or a journal cannot be completed.
+    """
+    folder = absolute_path(os.fspath(dest))
+    if has_journal(folder):
+        with FolderLock(folder, option=option) as lock:
+            recover_interrupted(lock.folder, lock.folder, option=option)
 
 
 # ---------------------------------------------------------------- lock
@@ -854,6 +897,15 @@ def _make_dirs(
             created.pop()  # made meanwhile by someone else: not ours to remove
             if not os.path.isdir(path):
                 raise
+
+
+def _make_dirs_noted(folder: str, created: list[str], journal: Journal) -> None:
+    """:func:`_make_dirs` for the folder of ``journal``; the journal, made in it
+    next, says how many levels were made (an undone run removes them)."""
+    before = len(created)
+    _make_dirs(folder, created)
+    if len(created) > before:
+        journal.note_made(len(created) - before)
 
 
 def check_no_links(
@@ -1185,7 +1237,7 @@ def _fill_export(
     are not exported again are moved aside.
     """
     try:
-        _make_dirs(export.dest, export.created_dirs)
+        _make_dirs_noted(export.dest, export.created_dirs, journal)
     except OSError as exc:
         raise OutputError(f"cannot create folder {export.dest!r}: {_explain(exc)}") from exc
     checked: set[str] = set()
@@ -1320,7 +1372,7 @@ class OutputTransaction:
         folder = tempfile.gettempdir() if in_place else os.path.dirname(target)
         try:
             if not in_place:
-                _make_dirs(folder, self._created_dirs)
+                _make_dirs_noted(folder, self._created_dirs, self._journal(folder))
             temp = _temp_name(folder, suffix)
             self._staged.append((temp, target))  # first: rollback removes it whatever happens
             if not in_place:
