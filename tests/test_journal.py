@@ -190,6 +190,42 @@ def test_killed_file_outputs_are_completed_or_undone_by_the_next_run(
     assert snapshot(out)["notes.txt"] == before["notes.txt"]
 
 
+@pytest.mark.parametrize("first", ["list", "manifest"])
+def test_a_run_killed_between_marking_two_journals_is_completed_in_both_folders(
+    capsys: pytest.CaptureFixture[str], photos: Path, tmp_path: Path, first: str
+) -> None:
+    """Outputs in two folders, two journals; killed after the first was marked committed,
+    not yet the second: whichever folder the next run writes into first, both end up with
+    the new outputs (the second journal is completed because the first says so, or is
+    told so before the first goes)."""
+    outputs = {
+        "list": ["--out", tmp_path / "lists" / "selected.txt"],
+        "manifest": ["--manifest", tmp_path / "tables" / "manifest.csv"],
+    }
+    both = [*outputs["list"], *outputs["manifest"]]
+    code, _, err = run(capsys, "select", photos, "--target", 8, *FAST, *both)
+    assert code == 0, err
+    again = ["select", photos, "--target", 5, "--seed", 3, *FAST]
+    killed([*again, *both, "--overwrite"], COMMITTED)
+    second = next(Path(p) for p in temporaries(tmp_path / "tables") if p.endswith(".journal"))
+    lines = second.read_bytes().splitlines(keepends=True)
+    assert lines[-1] == b'{"committed":true}\n'
+    second.write_bytes(b"".join(lines[:-1]))  # as if killed between the two marks
+
+    for name in (first, "manifest" if first == "list" else "list"):
+        code, _, err = run(capsys, *again, *outputs[name])
+        warning, error = err.strip().splitlines()
+        assert code == 2 and "already exists" in error
+        assert "was completed: deleted 1 file its outputs replaced" in warning
+    reference = tmp_path / "reference"
+    code, _, err = run(capsys, *again, "--out", reference / "selected.txt",
+                       "--manifest", reference / "manifest.csv")  # fmt: skip
+    assert code == 0, err
+    for option, path in outputs.values():
+        assert Path(path).read_bytes() == (reference / Path(path).name).read_bytes(), option
+    assert temporaries(tmp_path) == []
+
+
 def test_a_file_the_user_changed_since_is_kept_beside_the_one_put_back(
     capsys: pytest.CaptureFixture[str], photos: Path, tmp_path: Path
 ) -> None:
@@ -261,24 +297,34 @@ def test_a_run_still_going_is_left_alone(
 
 
 TREE_STOPS = [
-    pytest.param("--copy-to", MOVED_ASIDE, False, id="copy-replacing"),
-    pytest.param("--link-to", MOVED_ASIDE, False, id="link-removing-earlier-files"),
-    pytest.param("--copy-to", COMMITTED, True, id="copy-committed"),
-]
+    pytest.param(
+        "--link-to", spec("after", "link", "*.link", 1, "KILL"), "undone: removed 1 temporary file",
+        id="link-staging",
+    ),
+    pytest.param(
+        "--copy-to", MOVED_ASIDE, "undone: restored 2 files it had moved aside", id="copy-replacing"
+    ),
+    pytest.param(
+        "--link-to", MOVED_ASIDE, "undone: restored 2 files it had moved aside",
+        id="link-removing-earlier-files",
+    ),
+    pytest.param("--copy-to", COMMITTED, "completed: deleted", id="copy-committed"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("option", "stop", "committed"), TREE_STOPS)
+@pytest.mark.parametrize(("option", "stop", "done_words"), TREE_STOPS)
 def test_a_killed_tree_export_is_completed_or_undone_by_the_next_run(
     capsys: pytest.CaptureFixture[str],
     photos: Path,
     tmp_path: Path,
     option: str,
     stop: str,
-    committed: bool,
+    done_words: str,
 ) -> None:
     """``--overwrite`` into an earlier run's copy or links, killed; the next run (an
     ordinary user's) completes or undoes it. Linking, the files moved aside are the
     earlier run's that the new selection drops (the others are linked already)."""
+    committed = done_words.startswith("completed")
     dest = tmp_path / "small copy"
     code, _, err = run(capsys, "select", photos, "--target", 12, "--seed", 1, *FAST, option, dest)
     assert code == 0, err
@@ -287,21 +333,19 @@ def test_a_killed_tree_export_is_completed_or_undone_by_the_next_run(
     listing = tmp_path / "new lists" / "selected.txt"
     again = ["select", photos, "--target", 6, "--seed", 2, *FAST, option, dest, "--out", listing]
     killed([*again, "--overwrite"], stop)
-    assert any(name.endswith(".old") for name in files_under(dest))
+    assert temporaries(dest)  # it died in the middle
 
     done = cli_unprivileged(*_argv(again), timeout=RUN_TIMEOUT)
     *warnings, error = done.stderr.strip().splitlines()
     assert done.returncode == 2
     assert f"folder {str(dest)!r} is not empty" in error
     assert len(warnings) == (1 if committed else 2)  # the list's folder: a temporary file
-    warning = next(line for line in warnings if f"run in {dest} was" in line)
+    assert f"run in {dest} was {done_words}" in "\n".join(warnings)
     assert temporaries(tmp_path) == []
     if not committed:
-        assert f"run in {dest} was undone: restored 2 files it had moved aside" in warning
         assert snapshot(dest) == before  # the earlier run's files: bytes, inodes, times
         assert not listing.parent.exists()  # made by the killed run: removed with its list
         return
-    assert f"run in {dest} was completed: deleted" in warning
     assert files_under(dest) == relative_selection(listing, photos) | {"notes.txt", RECORD_NAME}
     record = json.loads((dest / RECORD_NAME).read_text(encoding="utf-8"))
     assert {entry[0] for entry in record["files"]} == relative_selection(listing, photos)

@@ -1490,7 +1490,7 @@ class OutputTransaction:
         """Tell each folder's journal, durably, what :meth:`commit` is about to rename
         there, and where the transaction's other journals are (None: written in place)."""
         plan: list[Replacement | None] = []
-        steps: dict[str, list[Replacement]] = {key: [] for key in self._journals}
+        steps: dict[str, list[Replacement]] = {}
         for temp, target in self._staged:
             if _writes_in_place(target):
                 plan.append(None)
@@ -1500,11 +1500,12 @@ class OutputTransaction:
             except OSError as exc:
                 raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
             plan.append(step)
-            steps[os.path.normcase(os.path.dirname(target))].append(step)
+            self._journal(os.path.dirname(target))  # made when staged, unless in place then
+            steps.setdefault(os.path.normcase(os.path.dirname(target)), []).append(step)
         folders = [journal.folder for journal in self._journals.values()]
         for key, journal in self._journals.items():
             with _noting(journal):
-                journal.note_replacements(steps[key], folders)
+                journal.note_replacements(steps.get(key, []), folders)
         return plan
 
     def _clean_up_after_commit(self) -> None:
