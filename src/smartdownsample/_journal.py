@@ -184,6 +184,9 @@ class Journal:
         self._made = False
 
     def _relative(self, path: str) -> str:
+        prefix = self.folder.rstrip(os.sep) + os.sep
+        if path.startswith(prefix):  # always, as callers join their paths: the cheap way
+            return path[len(prefix) :]
         return os.path.relpath(path, self.folder)
 
     def _append(self, records: Sequence[dict[str, Any]], *, sync: bool = False) -> None:
