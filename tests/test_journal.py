@@ -10,8 +10,10 @@ The runs here are real processes, really killed with SIGKILL at the
 dangerous instants, from outside the product: they start with
 ``tests/faults`` first on ``PYTHONPATH``, whose ``sitecustomize`` arms
 ``stop_at`` (``SDS_STOP_AT``): the process signals itself at the N-th
-``os.replace`` moving a file aside, or just before the first file moved
-aside is deleted. A run stopped with SIGSTOP stands for one still going.
+``os.replace`` moving a file aside (or ``os.link`` staging a link), or just
+before the first file moved aside is deleted. A run stopped with SIGSTOP
+stands for one still going. The runs that recover are an ordinary user's
+where permissions matter (``tests/unprivileged.py``).
 """
 
 from __future__ import annotations

@@ -430,7 +430,9 @@ def check_output_dir(
     Refused: a path that is a file; a folder inside (or equal to) a SOURCE
     folder or the folder of any input image (the next run would find the
     outputs as inputs); a folder that contains input images (``--overwrite``
-    could replace them); a non-empty folder unless ``overwrite``.
+    could replace them); a non-empty folder unless ``overwrite`` (one holding
+    an interrupted run's journal is judged by :func:`lock_output_dir`, once
+    that run is completed or undone).
 
     Raises
     ------
