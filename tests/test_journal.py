@@ -37,6 +37,8 @@ from smartdownsample.outputs import (
     RECORD_NAME,
     TEMP_PREFIX,
     OutputError,
+    OutputTransaction,
+    atomic_file,
     check_output_file,
 )
 from smartdownsample.synthetic import make_dataset
@@ -448,3 +450,22 @@ def test_a_journal_of_another_version_is_refused_in_one_line(folder: Path) -> No
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "format 99" in message
     assert sorted(os.listdir(folder)) == sorted(["mine.txt", path.name])
+
+
+def test_charts_and_pages_are_written_into_their_staging_file(tmp_path: Path) -> None:
+    """The chart, HTML and detector-file writers save to a transaction's staging file
+    through ``atomic_file``: that file is written in place, so every file on disk while
+    they write is one the journal names (a second temporary file would outlive a kill)."""
+    target = tmp_path / "charts" / "distribution.png"
+    with OutputTransaction() as outputs:
+        staged = outputs.temp_for(target, suffix=".png")
+        with atomic_file(staged, binary=True) as handle:
+            handle.write(b"png")
+            handle.flush()
+            journal = next(Path(p) for p in temporaries(target.parent) if p.endswith(".journal"))
+            named = journal.read_text(encoding="ascii")
+            for path in temporaries(target.parent):
+                assert path == str(journal) or os.path.basename(path) in named, path
+        outputs.commit()
+    assert target.read_bytes() == b"png"
+    assert temporaries(tmp_path) == []

@@ -215,8 +215,13 @@ def atomic_file(
         If the file cannot be written (full disk, read-only folder, ...).
 
     A character device (``/dev/null``) or the process's own standard output
-    is written directly instead. Text is UTF-8; ``errors`` says how file
-    names that are not UTF-8 are encoded (default: their original bytes).
+    is written directly instead. So is a staging file of an
+    :class:`OutputTransaction` (named with :data:`TEMP_PREFIX`): it is
+    temporary already (renamed into place on commit, removed on rollback) and
+    named in the transaction's journal, where a second temporary file would
+    not be (a killed run would leave it behind). Text is UTF-8; ``errors``
+    says how file names that are not UTF-8 are encoded (default: their
+    original bytes).
 
     Examples
     --------
@@ -232,24 +237,26 @@ def atomic_file(
         with _in_place(target, binary=binary, newline=newline, errors=errors) as handle:
             yield handle
         return
+    staging = os.path.basename(target).startswith(TEMP_PREFIX)
     temp = ""
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = _temp_name(os.path.dirname(target), ".tmp")
-        mode = "xb" if binary else "x"
+        temp = target if staging else _temp_name(os.path.dirname(target), ".tmp")
+        mode = ("w" if staging else "x") + ("b" if binary else "")
         encoding = None if binary else "utf-8"
         text_errors = None if binary else errors
         with open(temp, mode, encoding=encoding, errors=text_errors, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, target)
+        if not staging:
+            os.replace(temp, target)
     except OSError as exc:
-        if temp:
+        if temp and not staging:
             _remove_file(temp)
         raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
     except BaseException:
-        if temp:
+        if temp and not staging:
             _remove_file(temp)
         raise
 
