@@ -14,6 +14,7 @@ __all__ = [
     "ImageLoadError",
     "InvalidArgumentError",
     "MissingExtraError",
+    "OutputError",
     "SmartDownsampleError",
 ]
 
@@ -57,6 +58,14 @@ class MissingExtraError(SmartDownsampleError, ImportError):
             f"{feature} needs the optional package {package!r}, which is not installed; "
             f'install it with: pip install "smartdownsample[{extra}]"'
         )
+
+
+class OutputError(SmartDownsampleError):
+    """An output could not be written, or an interrupted run's outputs not recovered.
+
+    The message is one line naming the path and the fix. Importable from
+    :mod:`smartdownsample.outputs` as well.
+    """
 
 
 class CacheError(SmartDownsampleError):

@@ -20,6 +20,13 @@ export into the same folder removes exactly the earlier export's files that
 it does not replace, and keeps every other file. Files that are replaced or
 removed are first moved aside (hidden, beside them) and only deleted when the
 outputs are committed, so a rollback puts every one of them back.
+
+A process killed outright (SIGKILL, out of memory, power loss) rolls nothing
+back: every rename is first written down in a journal beside the outputs
+(:mod:`smartdownsample._journal`), and the next run that writes there
+completes or undoes what the killed run left (:func:`recover_output_file`,
+:func:`recover_output_dir`, and the checks and lock that call them) before
+anything else.
 """
 
 from __future__ import annotations
@@ -40,7 +47,24 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
-from ._exceptions import InvalidArgumentError, SmartDownsampleError
+from ._exceptions import InvalidArgumentError, OutputError
+from ._fileops import (
+    FALLBACK_TO_SYMLINK,
+    TEMP_PREFIX,
+    Identity,
+    _explain,
+    _fsync_folder,
+    _identity,
+    _inside,
+    _lock,
+    _remove_empty_parents,
+    _remove_file,
+    _safe_relative,
+    _same_file,
+    _temp_name,
+    _until_done,
+)
+from ._journal import Journal, Replacement, has_journal, recover_interrupted
 from .paths import absolute_path
 from .report import count_noun
 
@@ -60,26 +84,12 @@ __all__ = [
     "common_root",
     "export_tree",
     "lock_output_dir",
+    "recover_output_dir",
+    "recover_output_file",
     "write_json",
 ]
 
 logger = logging.getLogger(__name__)
-
-TEMP_PREFIX = ".smartdownsample-"
-"""Prefix of temporary files; a dot keeps them hidden (and out of folder searches)."""
-
-FALLBACK_TO_SYMLINK = frozenset(
-    code
-    for code in (
-        errno.EXDEV,  # source and destination on different file systems
-        errno.EPERM,  # file system without hard links (FAT, exFAT, some network shares)
-        errno.EMLINK,  # too many links to the source file
-        getattr(errno, "ENOTSUP", None),
-        getattr(errno, "EOPNOTSUPP", None),
-    )
-    if code is not None
-)
-"""``os.link`` errors after which a symbolic link is made instead of a hard link."""
 
 TEXT_ERRORS = "surrogateescape"
 """How text outputs encode file names that are not UTF-8 (surrogate escapes from
@@ -110,14 +120,7 @@ LOCK_NAME = ".smartdownsample.lock"
 """File in a copy or link folder that a run holds an OS lock on while it writes there."""
 
 TreeMode = Literal["copy", "link"]
-Identity = tuple[int, int, int]
-"""Inode, size and modification time (ns) of a file: changed if the file was replaced
-or edited since."""
 ProgressCallback = Callable[[int], None]
-
-
-class OutputError(SmartDownsampleError):
-    """An output could not be written; the message names the path and the fix."""
 
 
 def _umask() -> int:
@@ -128,34 +131,6 @@ def _umask() -> int:
 
 _FILE_MODE = 0o666 & ~_umask()
 """Permissions of new output files: what ``open`` would give (mkstemp uses 0600)."""
-
-
-def _explain(exc: OSError) -> str:
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return f"{reason}; free some space or choose another destination"
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{reason}; choose a destination you can write to"
-    return reason
-
-
-def _remove_file(path: str) -> None:
-    """Delete a file we created; a failure is logged, never raised (we are cleaning up)."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        logger.warning("could not remove the partial file %s: %s", path, exc.strerror or exc)
-
-
-def _temp_name(folder: str, suffix: str) -> str:
-    """A new temporary file name in ``folder`` (not created).
-
-    Callers record the name *before* the file is created, so that a failure
-    or Ctrl-C at any instant after the creation still finds it to remove.
-    """
-    return os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex}{suffix}")
 
 
 def _create_empty(path: str) -> None:
@@ -244,8 +219,13 @@ def atomic_file(
         If the file cannot be written (full disk, read-only folder, ...).
 
     A character device (``/dev/null``) or the process's own standard output
-    is written directly instead. Text is UTF-8; ``errors`` says how file
-    names that are not UTF-8 are encoded (default: their original bytes).
+    is written directly instead. So is a staging file of an
+    :class:`OutputTransaction` (named with :data:`TEMP_PREFIX`): it is
+    temporary already (renamed into place on commit, removed on rollback) and
+    named in the transaction's journal, where a second temporary file would
+    not be (a killed run would leave it behind). Text is UTF-8; ``errors``
+    says how file names that are not UTF-8 are encoded (default: their
+    original bytes).
 
     Examples
     --------
@@ -261,24 +241,26 @@ def atomic_file(
         with _in_place(target, binary=binary, newline=newline, errors=errors) as handle:
             yield handle
         return
+    staging = os.path.basename(target).startswith(TEMP_PREFIX)
     temp = ""
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = _temp_name(os.path.dirname(target), ".tmp")
-        mode = "xb" if binary else "x"
+        temp = target if staging else _temp_name(os.path.dirname(target), ".tmp")
+        mode = ("w" if staging else "x") + ("b" if binary else "")
         encoding = None if binary else "utf-8"
         text_errors = None if binary else errors
         with open(temp, mode, encoding=encoding, errors=text_errors, newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, target)
+        if not staging:
+            os.replace(temp, target)
     except OSError as exc:
-        if temp:
+        if temp and not staging:
             _remove_file(temp)
         raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
     except BaseException:
-        if temp:
+        if temp and not staging:
             _remove_file(temp)
         raise
 
@@ -398,11 +380,6 @@ def _real(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-def _inside(path: str, folder: str) -> bool:
-    """True if ``path`` is ``folder`` or below it (both real, normcased)."""
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def _refuse_blocked_path(target: str, option: str) -> None:
     """Refuse a path that cannot be created: a file (or broken link) where a folder must be.
 
@@ -464,7 +441,9 @@ def check_output_dir(
     Refused: a path that is a file; a folder inside (or equal to) a SOURCE
     folder or the folder of any input image (the next run would find the
     outputs as inputs); a folder that contains input images (``--overwrite``
-    could replace them); a non-empty folder unless ``overwrite``.
+    could replace them); a non-empty folder unless ``overwrite`` (one holding
+    an interrupted run's journal is judged by :func:`lock_output_dir`, once
+    that run is completed or undone).
 
     Raises
     ------
@@ -508,8 +487,8 @@ def check_output_dir(
                 f"{option} folder {target!r} contains input images (in {folder!r}); choose a "
                 "new folder outside the input folders"
             )
-    if os.path.isdir(target) and not overwrite:
-        _refuse_non_empty(target, option)
+    if os.path.isdir(target) and not overwrite and not has_journal(target):
+        _refuse_non_empty(target, option)  # else checked by lock_output_dir, after the recovery
 
 
 def check_output_file(
@@ -521,10 +500,17 @@ def check_output_file(
 ) -> None:
     """Refuse an output file that is a folder, an input image, or exists (unless ``overwrite``).
 
+    First, what an interrupted run left in the file's folder is completed or
+    undone (its journal says which; one warning line), so that the file is
+    judged as the user had it.
+
     Raises
     ------
     InvalidArgumentError
         Naming the file, the reason and the fix.
+    OutputError
+        Another run is writing the file, or an interrupted run's journal
+        cannot be completed.
 
     Examples
     --------
@@ -536,10 +522,11 @@ def check_output_file(
     if os.path.isdir(target):
         raise InvalidArgumentError(f"{option} {target!r} is a folder; give a file name")
     _refuse_blocked_path(target, option)
-    if not os.path.lexists(target):
-        return
     if _writes_in_place(target):
         return  # /dev/null, a terminal, our own stdout: written directly, nothing replaced
+    recover_output_file(target, option=option)
+    if not os.path.lexists(target):
+        return
     try:
         mode = os.stat(target).st_mode
     except OSError:
@@ -566,53 +553,54 @@ def check_output_file(
             )
 
 
+def recover_output_file(path: str | os.PathLike[str], *, option: str) -> None:
+    """Complete or undo what interrupted runs left in the folder of the output file ``path``.
+
+    A run killed while it replaced outputs there left a journal saying what
+    it did: committed, its outputs are completed, else undone (the files it
+    replaced put back); one warning line says what was done.
+
+    Raises
+    ------
+    OutputError
+        Another run is writing ``path``, or a journal cannot be completed.
+    """
+    target = os.fspath(path)
+    if not _writes_in_place(target):
+        full = absolute_path(target)
+        recover_interrupted(os.path.dirname(full), full, option=option)
+
+
+def recover_output_dir(dest: str | os.PathLike[str], *, option: str) -> None:
+    """Complete or undo what an interrupted run left in the copy or link folder ``dest``.
+
+    Only if it holds a journal; under the folder's lock (:class:`FolderLock`),
+    as :func:`lock_output_dir` does it again later.
+
+    Raises
+    ------
+    OutputError
+        Another run holds the folder, or a journal cannot be completed.
+    """
+    folder = absolute_path(os.fspath(dest))
+    if has_journal(folder):
+        with FolderLock(folder, option=option) as lock:
+            recover_interrupted(lock.folder, lock.folder, option=option)
+
+
 # ---------------------------------------------------------------- lock
-
-
-LOCKS_UNSUPPORTED = frozenset(
-    code
-    for code in (
-        getattr(errno, "ENOLCK", None),  # a network file system without a lock service
-        getattr(errno, "ENOSYS", None),
-        getattr(errno, "ENOTSUP", None),
-        getattr(errno, "EOPNOTSUPP", None),
-    )
-    if code is not None
-)
-"""Lock errors after which the run goes on unlocked (with a warning) rather than fail."""
-
-
-WINDOWS_LOCK_OFFSET = 1 << 20
-"""Byte locked on Windows, past the pid: Windows locks are mandatory, and the pid at
-the start of the file must stay readable for the message of a second run."""
 
 
 def _try_lock(fd: int, path: str) -> bool:
     """Take the OS lock on ``fd`` without waiting; False if another process holds it."""
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            os.lseek(fd, WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (BlockingIOError, PermissionError):
-        return False
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLK", errno.EAGAIN)):
-            return False
-        if exc.errno not in LOCKS_UNSUPPORTED:
-            raise
+    state = _lock(fd)
+    if state == "unsupported":
         logger.warning(
-            "cannot lock %s (%s); a second run writing into the same folder at the same time "
-            "would not be noticed",
+            "cannot lock %s (the file system has no locks); a second run writing into the "
+            "same folder at the same time would not be noticed",
             path,
-            exc.strerror or exc,
         )
-    return True
+    return state != "held"
 
 
 def _holder(fd: int) -> str:
@@ -722,31 +710,26 @@ class FolderLock:
         self._created.clear()
 
 
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return False
-    opened = os.fstat(fd)
-    return (info.st_dev, info.st_ino) == (opened.st_dev, opened.st_ino)
-
-
 def lock_output_dir(dest: str | os.PathLike[str], *, option: str, overwrite: bool) -> FolderLock:
     """Lock an output folder checked by :func:`check_output_dir`; check again it is empty.
 
-    The emptiness check is repeated under the lock: a run that finished
-    between the first check and the lock has filled the folder.
+    Under the lock, what an interrupted run left in the folder is first
+    completed or undone (its journal says which; one warning line), then the
+    emptiness check is repeated: a run that finished between the first check
+    and the lock has filled the folder.
 
     Raises
     ------
     OutputError
-        If another run holds the folder, or the lock cannot be written.
+        If another run holds the folder, the lock cannot be written, or an
+        interrupted run's journal cannot be completed.
     InvalidArgumentError
         If the folder is not empty and ``overwrite`` is false.
     """
     lock = FolderLock(dest, option=option)
     lock.acquire()
     try:
+        recover_interrupted(lock.folder, lock.folder, option=option)
         if not overwrite:
             _refuse_non_empty(os.fspath(dest), option)
     except BaseException:
@@ -807,6 +790,9 @@ class TreeExport:
     replaced : list of (str, str)
         ``(aside, path)``: an existing file moved aside before ``path`` was
         written or removed; put back by a rollback, deleted on commit.
+    staged : list of str
+        Staging files made beside their targets (renamed into place, or
+        removed by a rollback).
     """
 
     dest: str
@@ -826,6 +812,7 @@ class TreeExport:
     """Relative paths of the files now in place (for the record)."""
     removed: list[str] = field(default_factory=list)
     """Paths of an earlier export's files moved aside to be deleted on commit."""
+    staged: list[str] = field(default_factory=list)
 
     @property
     def n_files(self) -> int:
@@ -859,33 +846,52 @@ class TreeExport:
 
     def undo(self) -> None:
         """Remove what this export created and put back every file it replaced or removed."""
-        _put_back(self.created_files, self.replaced)
-        for folder in reversed(self.created_dirs):
-            try:
-                os.rmdir(folder)
-            except OSError as exc:
-                logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
-        self.created_dirs.clear()
+        self._put_back_files()
+        self._remove_folders()
+
+    def _put_back_files(self) -> bool:
+        """Remove the new and staging files, put back the others; False if one could not be."""
+        for temp in self.staged:
+            _remove_file(temp)
+        self.staged.clear()
+        return _put_back(self.created_files, self.replaced)
+
+    def _remove_folders(self) -> None:
+        _remove_folders(self.created_dirs)
 
     def finish(self) -> None:
         """On commit: delete the files moved aside, and folders left empty by removals."""
         for aside, _ in self.replaced:
             _remove_file(aside)
         for path in self.removed:
-            folder = os.path.dirname(path)
-            while folder != self.dest and _inside(folder, self.dest):
-                try:
-                    os.rmdir(folder)  # only if empty
-                except OSError:
-                    break
-                folder = os.path.dirname(folder)
+            _remove_empty_parents(path, self.dest)
         self.replaced.clear()
         self.removed.clear()
         self.created_files.clear()
         self.created_dirs.clear()
+        self.staged.clear()
+
+    def _folders(self) -> set[str]:
+        """The folders this export renamed files in."""
+        paths = [os.path.join(self.dest, relative) for relative in self.placed] + self.removed
+        return {os.path.dirname(path) for path in paths} | {self.dest}
 
 
-def _make_dirs(folder: str, created: list[str]) -> None:
+def _remove_folders(created: list[str]) -> None:
+    """Remove the folders a rollback left empty (``created`` in the order made)."""
+    for folder in reversed(created):
+        try:
+            os.rmdir(folder)
+        except OSError as exc:
+            logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
+    created.clear()
+
+
+def _make_dirs(
+    folder: str, created: list[str], before: Callable[[str], None] | None = None
+) -> None:
+    """Create ``folder`` and its missing parents, listed in ``created`` (and told to
+    ``before``, the journal) before each is made."""
     missing: list[str] = []
     current = folder
     while not os.path.isdir(current):
@@ -896,12 +902,23 @@ def _make_dirs(folder: str, created: list[str]) -> None:
         current = parent
     for path in reversed(missing):
         created.append(path)  # first: an interrupt right after mkdir still removes it
+        if before is not None:
+            before(path)
         try:
             os.mkdir(path)
         except FileExistsError:
             created.pop()  # made meanwhile by someone else: not ours to remove
             if not os.path.isdir(path):
                 raise
+
+
+def _make_dirs_noted(folder: str, created: list[str], journal: Journal) -> None:
+    """:func:`_make_dirs` for the folder of ``journal``; the journal, made in it
+    next, says how many levels were made (an undone run removes them)."""
+    before = len(created)
+    _make_dirs(folder, created)
+    if len(created) > before:
+        journal.note_made(len(created) - before)
 
 
 def check_no_links(
@@ -960,12 +977,15 @@ def _refuse_links(dest: str, folder: str, checked: set[str]) -> None:
         checked.add(current)
 
 
-def _place(temp: str, target: str, created: list[str], replaced: list[tuple[str, str]]) -> None:
-    """Rename ``temp`` to ``target``; an existing ``target`` is first moved aside.
+def _place(
+    temp: str, target: str, created: list[str], replaced: list[tuple[str, str]], aside: str
+) -> None:
+    """Rename ``temp`` to ``target``; an existing ``target`` is first moved to ``aside``.
 
     ``created`` gets ``target`` if it is new, ``replaced`` the pair ``(aside,
     target)`` otherwise, each *before* the rename: a roll-back after any
-    instant removes the new file and puts the old one back.
+    instant removes the new file and puts the old one back. (The journal
+    was told ``aside`` before: a run killed now is completed by the next.)
     """
     try:
         info = os.lstat(target)
@@ -974,7 +994,6 @@ def _place(temp: str, target: str, created: list[str], replaced: list[tuple[str,
     else:
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
-        aside = _temp_name(os.path.dirname(target), ".old")
         replaced.append((aside, target))
         os.replace(target, aside)
     os.replace(temp, target)
@@ -988,8 +1007,13 @@ def _write_into(temp: str, target: str) -> None:
     _remove_file(temp)
 
 
-def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> None:
-    """Undo :func:`_place`: remove the new files, put the old ones back."""
+def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> bool:
+    """Undo :func:`_place`: remove the new files, put the old ones back.
+
+    False if one could not be put back: the journal is then kept, and the
+    next run writing there puts it back.
+    """
+    done = True
     for path in reversed(created):
         _remove_file(path)
     for aside, path in reversed(replaced):
@@ -997,85 +1021,63 @@ def _put_back(created: list[str], replaced: list[tuple[str, str]]) -> None:
             try:
                 os.replace(aside, path)
             except OSError as exc:
+                done = False
                 logger.warning(
-                    "could not put back %s (it is in %s): %s", path, aside, exc.strerror or exc
+                    "could not put back %s (it is in %s): %s; the next run writing there "
+                    "puts it back",
+                    path,
+                    aside,
+                    exc.strerror or exc,
                 )
     created.clear()
     replaced.clear()
+    return done
 
 
-def _until_done(action: Callable[[], None]) -> KeyboardInterrupt | None:
-    """Run an idempotent clean-up to its end even if Ctrl-C lands in it; return the Ctrl-C.
-
-    Used once the outputs are committed: what is left to do (deleting the
-    replaced files moved aside) must not be left half done.
-    """
-    interrupted: KeyboardInterrupt | None = None
-    while True:
-        try:
-            action()
-        except KeyboardInterrupt as exc:
-            interrupted = exc
-        else:
-            return interrupted
+def _copy_file(source: str, temp: str) -> None:
+    """Copy ``source`` (opened read-only) to the staging file ``temp``, with its times."""
+    shutil.copyfile(source, temp)
+    shutil.copystat(source, temp)
 
 
-def _copy_file(source: str, target: str, export: TreeExport) -> None:
-    temp = _temp_name(os.path.dirname(target), ".part")
+def _link_file(source: str, temp: str) -> Literal["hard", "symbolic"]:
+    """Link the staging file ``temp`` to ``source``: a hard link, else a symbolic one."""
     try:
-        shutil.copyfile(source, temp)  # opens source read-only
-        shutil.copystat(source, temp)  # keeps modification times
-        _place(temp, target, export.created_files, export.replaced)
-    except BaseException:
-        _remove_file(temp)
-        raise
+        os.link(source, temp, follow_symlinks=True)
+    except OSError as exc:
+        if exc.errno not in FALLBACK_TO_SYMLINK:
+            raise
+        logger.debug("hard link of %s failed (%s); making a symbolic link", source, exc)
+        if not os.path.exists(source):
+            raise
+        os.symlink(source, temp)
+        return "symbolic"
+    return "hard"
 
 
-def _link_file(source: str, target: str, export: TreeExport) -> Literal["hard", "symbolic"]:
-    temp = os.path.join(os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex}.link")
-    kind: Literal["hard", "symbolic"] = "hard"
+@contextlib.contextmanager
+def _noting(journal: Journal) -> Iterator[None]:
+    """Writing to ``journal``: an error names it."""
     try:
-        try:
-            os.link(source, temp, follow_symlinks=True)
-        except OSError as exc:
-            if exc.errno not in FALLBACK_TO_SYMLINK:
-                raise
-            logger.debug("hard link of %s failed (%s); making a symbolic link", source, exc)
-            if not os.path.exists(source):
-                raise
-            os.symlink(source, temp)
-            kind = "symbolic"
-        _place(temp, target, export.created_files, export.replaced)
-    except BaseException:
-        if os.path.lexists(temp):
-            _remove_file(temp)
-        raise
-    return kind
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {journal.path}: {_explain(exc)}") from exc
+
+
+def _replacement(temp: str | None, target: str) -> Replacement:
+    """What putting ``temp`` in place of ``target`` (or removing it) will do, for the journal."""
+    aside = _temp_name(os.path.dirname(target), ".old")
+    new = None if temp is None else _identity(temp)
+    return Replacement(target, aside, os.path.lexists(target), new)
 
 
 # ---------------------------------------------------------------- record of an export
-
-
-def _identity(path: str) -> Identity:
-    info = os.lstat(path)
-    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _record_data(export: TreeExport) -> dict[str, Any]:
     """What :data:`RECORD_NAME` holds: every file this export put in place, with its identity."""
     files = [[rel, *_identity(os.path.join(export.dest, rel))] for rel in export.placed]
     return {"tool": "smartdownsample", "format": RECORD_FORMAT, "mode": export.mode, "files": files}
-
-
-def _safe_relative(relative: object) -> str | None:
-    """A record entry as a path under the folder, or None if it could leave it."""
-    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
-        return None
-    normal = os.path.normpath(relative)
-    parts = normal.split(os.sep)
-    if os.pardir in parts or normal == os.curdir or os.path.splitdrive(normal)[0]:
-        return None
-    return normal
 
 
 def _read_record(dest: str) -> dict[str, Identity]:
@@ -1106,7 +1108,7 @@ def _read_record(dest: str) -> dict[str, Identity]:
         return {}
 
 
-def _retire_earlier(export: TreeExport) -> None:
+def _retire_earlier(export: TreeExport, journal: Journal) -> None:
     """Move aside the earlier export's files that this one did not replace (deleted on commit).
 
     A recorded file that was changed since (another inode, size or time) is
@@ -1115,6 +1117,7 @@ def _retire_earlier(export: TreeExport) -> None:
     earlier = _read_record(export.dest)
     now = set(export.placed)
     checked: set[str] = set()
+    retiring: list[Replacement] = []
     for relative, identity in earlier.items():
         if relative in now:
             continue
@@ -1129,10 +1132,14 @@ def _retire_earlier(export: TreeExport) -> None:
         if not unchanged:
             export.kept_changed.append(relative)
             continue
-        aside = _temp_name(os.path.dirname(path), ".old")
-        export.replaced.append((aside, path))  # first: undo puts it back whatever happens
-        export.removed.append(path)
-        os.replace(path, aside)
+        retiring.append(_replacement(None, path))
+    if retiring:
+        with _noting(journal):
+            journal.note_replacements(retiring)
+    for step in retiring:
+        export.replaced.append((step.aside, step.target))  # first: undo puts it back
+        export.removed.append(step.target)
+        os.replace(step.target, step.aside)
         export.n_removed += 1
     export.kept_other = _other_files(export, now | set(export.kept_changed))
 
@@ -1210,17 +1217,9 @@ def export_tree(
     >>> os.listdir(os.path.join(out, "cam1"))
     ['a.jpg']
     """
-    files, export = _new_export(paths, dest, mode, root)
-    _fill_export(export, files, progress)
-    try:
-        with atomic_file(os.path.join(export.dest, RECORD_NAME)) as handle:
-            _dump_json(handle, _record_data(export), ascii_only=True)
-    except BaseException:
-        export.undo()
-        raise
-    interrupted = _until_done(export.finish)
-    if interrupted is not None:
-        raise interrupted
+    with OutputTransaction() as outputs:
+        export = outputs.export_tree(paths, dest, mode=mode, root=root, progress=progress)
+        outputs.commit()
     return export
 
 
@@ -1232,59 +1231,95 @@ def _new_export(
     return files, TreeExport(dest=absolute_path(os.fspath(dest)), root=base, mode=mode)
 
 
-def _fill_export(export: TreeExport, files: list[str], progress: ProgressCallback | None) -> None:
-    """Copy or link ``files`` as ``export`` says; on any failure undo it and raise."""
-    base, target_root, mode = export.root, export.dest, export.mode
-    checked: set[str] = set()
+@dataclass(frozen=True)
+class _Staged:
+    """A file of an export copied or linked to a staging file beside its target."""
+
+    path: str
+    temp: str
+    target: str
+
+
+def _fill_export(
+    export: TreeExport, files: list[str], progress: ProgressCallback | None, journal: Journal
+) -> None:
+    """Copy or link ``files`` as ``export`` says; on failure raise (the transaction undoes it).
+
+    Every file is first staged beside its target, then all are put in place
+    (the journal told of each first), then the earlier export's files that
+    are not exported again are moved aside.
+    """
     try:
-        _make_dirs(target_root, export.created_dirs)
-        for path in files:
-            source = absolute_path(path)
-            relative = os.path.relpath(source, base)
-            if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-                raise OutputError(
-                    f"{path!r} is not under {base!r}, so its folder cannot be kept; "
-                    "export from a common parent folder"
-                )
-            target = os.path.join(target_root, relative)
-            try:
-                _refuse_links(target_root, os.path.dirname(target), checked)
-                _make_dirs(os.path.dirname(target), export.created_dirs)
-                exists = os.path.lexists(target)
-                if mode == "link" and exists and os.path.samefile(source, target):
-                    export.n_present += 1
-                elif mode == "copy":
-                    _copy_file(source, target, export)
-                    export.n_copied += 1
-                elif _link_file(source, target, export) == "hard":
-                    export.n_hardlinks += 1
-                else:
-                    export.n_symlinks += 1
-                export.placed.append(os.path.normpath(relative))
-            except OutputError as exc:
-                verb = "copy" if mode == "copy" else "link"
-                raise OutputError(f"cannot {verb} {path!r} to {target!r}: {exc}") from exc
-            except OSError as exc:
-                verb = "copy" if mode == "copy" else "link"
-                raise OutputError(
-                    f"cannot {verb} {path!r} to {target!r}: {_explain(exc)}; nothing was "
-                    f"left in {target_root!r}"
-                ) from exc
-            if progress is not None:
-                progress(1)
-        try:
-            _retire_earlier(export)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot remove {exc.filename!r}, a file of an earlier run in "
-                f"{target_root!r}: {_explain(exc)}; nothing was changed in {target_root!r}"
-            ) from exc
+        _make_dirs_noted(export.dest, export.created_dirs, journal)
     except OSError as exc:
-        export.undo()
-        raise OutputError(f"cannot create folder {target_root!r}: {_explain(exc)}") from exc
-    except BaseException:
-        export.undo()
-        raise
+        raise OutputError(f"cannot create folder {export.dest!r}: {_explain(exc)}") from exc
+    checked: set[str] = set()
+    staged: list[_Staged] = []
+    for path in files:
+        item = _stage(export, path, journal, checked)
+        if item is not None:
+            staged.append(item)
+        if progress is not None:
+            progress(1)
+    with _noting(journal):
+        plan = [_replacement(item.temp, item.target) for item in staged]
+        journal.note_replacements(plan)
+    for item, step in zip(staged, plan, strict=True):
+        with _naming(export, item.path, item.target):
+            _place(item.temp, item.target, export.created_files, export.replaced, step.aside)
+    try:
+        _retire_earlier(export, journal)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot remove {exc.filename!r}, a file of an earlier run in "
+            f"{export.dest!r}: {_explain(exc)}; nothing was changed in {export.dest!r}"
+        ) from exc
+
+
+def _stage(export: TreeExport, path: str, journal: Journal, checked: set[str]) -> _Staged | None:
+    """Copy or link one file to a staging file beside its target (None: linked there already)."""
+    source = absolute_path(path)
+    relative = os.path.relpath(source, export.root)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        raise OutputError(
+            f"{path!r} is not under {export.root!r}, so its folder cannot be kept; "
+            "export from a common parent folder"
+        )
+    target = os.path.join(export.dest, relative)
+    export.placed.append(os.path.normpath(relative))
+    with _naming(export, path, target):
+        folder = os.path.dirname(target)
+        _refuse_links(export.dest, folder, checked)
+        _make_dirs(folder, export.created_dirs, journal.note_folder)
+        if export.mode == "link" and os.path.lexists(target) and os.path.samefile(source, target):
+            export.n_present += 1
+            return None
+        temp = _temp_name(folder, ".part" if export.mode == "copy" else ".link")
+        export.staged.append(temp)  # first: a rollback removes it whatever happens
+        journal.note_staging(temp, target)
+        if export.mode == "copy":
+            _copy_file(source, temp)
+            export.n_copied += 1
+        elif _link_file(source, temp) == "hard":
+            export.n_hardlinks += 1
+        else:
+            export.n_symlinks += 1
+    return _Staged(path, temp, target)
+
+
+@contextlib.contextmanager
+def _naming(export: TreeExport, path: str, target: str) -> Iterator[None]:
+    """Copying or linking ``path`` to ``target``: an error names both."""
+    verb = "copy" if export.mode == "copy" else "link"
+    try:
+        yield
+    except OutputError as exc:
+        raise OutputError(f"cannot {verb} {path!r} to {target!r}: {exc}") from exc
+    except OSError as exc:
+        raise OutputError(
+            f"cannot {verb} {path!r} to {target!r}: {_explain(exc)}; nothing was left in "
+            f"{export.dest!r}"
+        ) from exc
 
 
 # ---------------------------------------------------------------- transaction
@@ -1297,6 +1332,11 @@ class OutputTransaction:
     :meth:`commit`; trees are exported at once but removed again by
     :meth:`rollback`. Used as a context manager, anything not committed when
     the block ends (error, Ctrl-C) is rolled back.
+
+    Each folder written into gets a journal (see :mod:`smartdownsample._journal`)
+    from the first file staged there until the outputs are committed and the
+    files they replaced deleted: a run killed at any instant is completed, or
+    undone, by the next run that writes there.
 
     Examples
     --------
@@ -1315,6 +1355,9 @@ class OutputTransaction:
         self._trees: list[TreeExport] = []
         self._created_dirs: list[str] = []
         self._replaced: list[tuple[str, str]] = []
+        self._journals: dict[str, Journal] = {}
+        self._run = uuid.uuid4().hex
+        self._restored = True
         self.committed = False
 
     def __enter__(self) -> OutputTransaction:
@@ -1342,9 +1385,11 @@ class OutputTransaction:
         folder = tempfile.gettempdir() if in_place else os.path.dirname(target)
         try:
             if not in_place:
-                _make_dirs(folder, self._created_dirs)
+                _make_dirs_noted(folder, self._created_dirs, self._journal(folder))
             temp = _temp_name(folder, suffix)
             self._staged.append((temp, target))  # first: rollback removes it whatever happens
+            if not in_place:
+                self._journal(folder).note_staging(temp, target)
             _create_empty(temp)
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
@@ -1420,29 +1465,38 @@ class OutputTransaction:
         """:func:`export_tree`, undone by :meth:`rollback`."""
         files, export = _new_export(paths, dest, mode, root)
         self._trees.append(export)  # before anything exists: rollback undoes whatever appears
-        _fill_export(export, files, progress)
+        _fill_export(export, files, progress, self._journal(export.dest))
         with self.open(os.path.join(export.dest, RECORD_NAME)) as handle:
             _dump_json(handle, _record_data(export), ascii_only=True)
         return export
+
+    def _journal(self, folder: str) -> Journal:
+        """This transaction's journal in ``folder`` (made by its first note)."""
+        key = os.path.normcase(folder)
+        if key not in self._journals:
+            self._journals[key] = Journal(folder, self._run)
+        return self._journals[key]
 
     def commit(self) -> None:
         """Rename every staged file into place: all of them, or (on failure) none.
 
         Files replaced are moved aside first and deleted only once all are in
-        place; on failure they are put back.
+        place; on failure they are put back. The journals are told of every
+        rename before it is made, and marked committed once all are made.
         """
         placed: list[str] = []
         self._replaced.clear()
         target = ""
         try:
-            for temp, target in self._staged:
-                if _writes_in_place(target):
+            plan = self._announce()
+            for (temp, target), step in zip(self._staged, plan, strict=True):
+                if step is None:
                     _write_into(temp, target)
                     continue
                 _set_mode(temp)  # writers that made their own temp file use 0600
-                _place(temp, target, placed, self._replaced)
+                _place(temp, target, placed, self._replaced, step.aside)
         except BaseException as exc:
-            _put_back(placed, self._replaced)
+            self._restored = _put_back(placed, self._replaced) and self._restored
             if isinstance(exc, OSError):
                 raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
             raise
@@ -1453,28 +1507,70 @@ class OutputTransaction:
             setattr(interrupted, OUTPUTS_COMMITTED, True)
             raise interrupted
 
+    def _announce(self) -> list[Replacement | None]:
+        """Tell each folder's journal, durably, what :meth:`commit` is about to rename
+        there, and where the transaction's other journals are (None: written in place)."""
+        plan: list[Replacement | None] = []
+        steps: dict[str, list[Replacement]] = {}
+        for temp, target in self._staged:
+            if _writes_in_place(target):
+                plan.append(None)
+                continue
+            try:
+                step = _replacement(temp, target)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {_explain(exc)}") from exc
+            plan.append(step)
+            self._journal(os.path.dirname(target))  # made when staged, unless in place then
+            steps.setdefault(os.path.normcase(os.path.dirname(target)), []).append(step)
+        folders = [journal.folder for journal in self._journals.values()]
+        for key, journal in self._journals.items():
+            with _noting(journal):
+                journal.note_replacements(steps.get(key, []), folders)
+        return plan
+
     def _clean_up_after_commit(self) -> None:
-        """Delete the files moved aside (idempotent: run again if interrupted)."""
+        """Mark the journals committed, delete the files moved aside, then the journals
+        (idempotent: run again if interrupted)."""
+        folders = {journal.folder for journal in self._journals.values()}
+        for export in self._trees:
+            folders |= export._folders()
+        for folder in sorted(folders):
+            _fsync_folder(folder)  # the renames are durable before the mark
+        for journal in self._journals.values():
+            journal.mark_committed()
         for aside, _ in self._replaced:
             _remove_file(aside)
         for export in self._trees:
             export.finish()
+        for journal in reversed(self._journals.values()):  # the first marked goes last
+            journal.remove()
         self._staged.clear()
         self._replaced.clear()
         self._trees.clear()
         self._created_dirs.clear()
+        self._journals.clear()
 
     def rollback(self) -> None:
-        """Remove every staged temporary file and every exported tree."""
+        """Remove every staged temporary file and every exported tree.
+
+        The journals go last; one whose files could not all be put back is
+        kept, for the next run writing there to put them back.
+        """
         for temp, _ in self._staged:
             _remove_file(temp)
         self._staged.clear()
+        restored = self._restored
         for export in reversed(self._trees):
-            export.undo()
+            restored = export._put_back_files() and restored
+        for journal in self._journals.values():
+            if restored:
+                journal.remove()
+            else:
+                journal.keep()
+        self._journals.clear()
+        for export in reversed(self._trees):
+            export._remove_folders()
         self._trees.clear()
-        for folder in reversed(self._created_dirs):
-            try:
-                os.rmdir(folder)
-            except OSError as exc:
-                logger.debug("left folder %s in place: %s", folder, exc.strerror or exc)
-        self._created_dirs.clear()
+        _remove_folders(self._created_dirs)
+        self._restored = True

@@ -29,6 +29,8 @@ from ..outputs import (
     check_path_list,
     common_root,
     lock_output_dir,
+    recover_output_dir,
+    recover_output_file,
 )
 from ..paths import absolute_path
 from ..progress import ProgressBar
@@ -150,8 +152,11 @@ class Outputs:
         """Refuse unsafe or occupied destinations before any work is done.
 
         ``source_files``: the list, CSV or detector files named as SOURCE, which no
-        output may replace (not even with ``--overwrite``).
+        output may replace (not even with ``--overwrite``). First, what an interrupted
+        run left where this one writes is completed or undone: every output is then
+        judged as the user had it.
         """
+        self._recover(chart_names)
         for option, folder in self.all_folders():
             check_output_dir(
                 folder,
@@ -160,22 +165,40 @@ class Outputs:
                 image_paths=image_paths,
                 overwrite=self.overwrite,
             )
-        for option, path in (
+        for option, path in self._files():
+            _refuse_source_file(option, path, source_files)
+            check_output_file(
+                path, option=option, image_paths=image_paths, overwrite=self.overwrite
+            )
+        if self.out:
+            check_path_list(image_paths, option="--out")
+        self._check_charts(source_folders, image_paths, chart_names, source_files)
+        self._lock_folders(source_folders, image_paths)
+
+    def _files(self) -> list[tuple[str, str]]:
+        """The output files given but the charts, as (flag, path)."""
+        pairs = [
             ("--out", self.out),
             ("--manifest", self.manifest),
             ("--report", self.report),
             ("--html", self.html),
             ("--out-json", self.out_json),
-        ):
-            if path:
-                _refuse_source_file(option, path, source_files)
-                check_output_file(
-                    path, option=option, image_paths=image_paths, overwrite=self.overwrite
-                )
-        if self.out:
-            check_path_list(image_paths, option="--out")
-        self._check_charts(source_folders, image_paths, chart_names, source_files)
-        self._lock_folders(source_folders, image_paths)
+        ]
+        return [(option, path) for option, path in pairs if path]
+
+    def _charts(self, names: Sequence[str | None]) -> list[tuple[str, str]]:
+        """Every chart file (one per class name for balance), as (flag, path)."""
+        pairs = [("--distribution", self.distribution), ("--thumbnails", self.thumbnails)]
+        return [
+            (option, chart_path(path, name)) for option, path in pairs if path for name in names
+        ]
+
+    def _recover(self, chart_names: Sequence[str | None]) -> None:
+        """Complete or undo what interrupted runs left where this one writes."""
+        for option, folder in self.all_folders():
+            recover_output_dir(folder, option=option)
+        for option, path in self._files() + self._charts(chart_names):
+            recover_output_file(path, option=option)
 
     def _check_charts(
         self,
@@ -184,19 +207,12 @@ class Outputs:
         names: Sequence[str | None],
         source_files: Sequence[str],
     ) -> None:
-        for option, path in (
-            ("--distribution", self.distribution),
-            ("--thumbnails", self.thumbnails),
-        ):
-            if not path:
-                continue
-            for name in names:
-                chart = chart_path(path, name)
-                _refuse_inside(option, chart, source_folders)
-                _refuse_source_file(option, chart, source_files)
-                check_output_file(
-                    chart, option=option, image_paths=image_paths, overwrite=self.overwrite
-                )
+        for option, chart in self._charts(names):
+            _refuse_inside(option, chart, source_folders)
+            _refuse_source_file(option, chart, source_files)
+            check_output_file(
+                chart, option=option, image_paths=image_paths, overwrite=self.overwrite
+            )
 
     def _lock_folders(self, source_folders: Sequence[str], image_paths: Sequence[str]) -> None:
         """Lock the copy and link folders (creating them) until the command ends.

@@ -179,14 +179,18 @@ def run(args: argparse.Namespace, started: float) -> int:
 
 
 def _check_outputs(files: Mapping[str, str], overwrite: bool) -> None:
-    """Refuse to replace an earlier demo's outputs without ``--overwrite``, as select does."""
+    """Refuse to replace an earlier demo's outputs without ``--overwrite``, as select does.
+
+    Checked after :func:`check_output_file` has completed (or undone) what an
+    interrupted run left in DIR: a file it had moved aside is back by then.
+    """
     for path in files.values():
+        check_output_file(path, option="demo output", image_paths=(), overwrite=True)
         if os.path.lexists(path) and not overwrite:
             raise InvalidArgumentError(
                 f"demo output {path!r} already exists; choose another DIR, or pass "
                 "--overwrite to replace the outputs in it"
             )
-        check_output_file(path, option="demo output", image_paths=(), overwrite=True)
 
 
 def _write_detections(tx: OutputTransaction, dataset: SyntheticDataset, path: str) -> None:
