@@ -855,3 +855,35 @@ def test_ctrl_c_after_the_outputs_are_in_place_says_so(
     assert "interrupted; the output files had all been written" in err
     assert len(out.read_text(encoding="utf-8").splitlines()) == 5
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".smartdownsample")] == []
+
+
+@pytest.mark.parametrize("instant", ["_announce", "_place_new"])
+def test_an_output_made_meanwhile_is_never_replaced_without_overwrite(
+    source: Source, tmp_path: Path, capsys: pytest.CaptureFixture[str], instant: str
+) -> None:
+    """Two runs writing one output without --overwrite: the one that commits second
+    finds the other's file, stops with nothing written and leaves that file alone."""
+    from smartdownsample.cli import main
+
+    out = tmp_path / "kept.txt"
+    report = tmp_path / "report.json"
+    made: list[str] = []
+
+    def other_run(frame: FrameType, event: str, arg: Any) -> None:
+        code = frame.f_code
+        mine = code.co_name == instant and code.co_filename.endswith("outputs.py")
+        if event == "call" and not made and mine:
+            out.write_text("the other run's list\n", encoding="utf-8")
+            made.append(instant)
+
+    argv = [str(source.root), "--target", "5", "--out", str(out), "--report", str(report)]
+    sys.setprofile(other_run)
+    try:
+        code = main(["select", *argv, "--no-cache", "--no-progress"])
+    finally:
+        sys.setprofile(None)
+    err = capsys.readouterr().err
+    assert made and code == 1, err
+    assert "appeared while this run was working" in err
+    assert out.read_text(encoding="utf-8") == "the other run's list\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]

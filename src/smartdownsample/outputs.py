@@ -999,6 +999,34 @@ def _place(
     os.replace(temp, target)
 
 
+def _appeared(target: str) -> str:
+    return (
+        f"{target!r} appeared while this run was working (another run writing the same "
+        "output?); nothing was written: choose another name, or pass --overwrite to replace it"
+    )
+
+
+def _place_new(temp: str, target: str, created: list[str]) -> None:
+    """Put ``temp`` in place as ``target``, which must not exist: never replaces a file.
+
+    A hard link fails if ``target`` exists, whatever made it an instant ago;
+    where a file system has no hard links, the rename follows a last check.
+    """
+    created.append(target)  # first: a roll-back after the link removes it
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        created.pop()  # not ours: never removed by a roll-back
+        raise OutputError(_appeared(target)) from None
+    except OSError:  # no hard links here (FAT, some network shares)
+        if os.path.lexists(target):
+            created.pop()
+            raise OutputError(_appeared(target)) from None
+        os.replace(temp, target)
+        return
+    os.unlink(temp)
+
+
 def _write_into(temp: str, target: str) -> None:
     """Copy a staged file's bytes into a device or our own stdout, then remove it."""
     with open(temp, "rb") as source, _open_in_place(target, "wb") as sink:
@@ -1338,6 +1366,12 @@ class OutputTransaction:
     files they replaced deleted: a run killed at any instant is completed, or
     undone, by the next run that writes there.
 
+    With ``replace=False`` (a command run without ``--overwrite``, whose outputs
+    did not exist when it started) no file is replaced: a target that has
+    appeared meanwhile (another run writing the same output) stops the commit
+    with nothing written, and each file is put in place with a hard link,
+    which fails rather than replace one made in the last instant.
+
     Examples
     --------
     >>> import os, tempfile
@@ -1350,7 +1384,8 @@ class OutputTransaction:
     ['a.txt', 'b.json']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, replace: bool = True) -> None:
+        self.replace = replace
         self._staged: list[tuple[str, str]] = []
         self._trees: list[TreeExport] = []
         self._created_dirs: list[str] = []
@@ -1494,7 +1529,10 @@ class OutputTransaction:
                     _write_into(temp, target)
                     continue
                 _set_mode(temp)  # writers that made their own temp file use 0600
-                _place(temp, target, placed, self._replaced, step.aside)
+                if self.replace:
+                    _place(temp, target, placed, self._replaced, step.aside)
+                else:
+                    _place_new(temp, target, placed)
         except BaseException as exc:
             self._restored = _put_back(placed, self._replaced) and self._restored
             if isinstance(exc, OSError):
@@ -1516,6 +1554,8 @@ class OutputTransaction:
             if _writes_in_place(target):
                 plan.append(None)
                 continue
+            if not self.replace and os.path.lexists(target):
+                raise OutputError(_appeared(target))
             try:
                 step = _replacement(temp, target)
             except OSError as exc:

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     check_strict(args, [(o.name, o.result) for o in outcomes if o.result is not None])
     selected_at = time.perf_counter()
     selected = [path for outcome in outcomes for path in outcome.kept]
-    with OutputTransaction() as tx:
+    with OutputTransaction(replace=args.overwrite) as tx:
         root = os.path.abspath(listing.root)
         written = write_common(outputs, tx, selected, root, manifest(outcomes), show)
         _write_class_pictures(outputs, tx, written, args, outcomes, listing.noun)
@@ -316,7 +316,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     kept = table.take(sorted(kept_rows))
     kept_frames, _ = kept.frames()
     show = show_progress(args)
-    with OutputTransaction() as tx:
+    with OutputTransaction(replace=args.overwrite) as tx:
         rows = _item_manifest(source, groups, outcomes)
         written = write_common(outputs, tx, kept_frames, common_root(frames), rows, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     with DaskSession(args.backend, args.scheduler) as dask:
         result = select_images(args, paths, target, dask)
     selected_at = time.perf_counter()
-    with OutputTransaction() as tx:
+    with OutputTransaction(replace=args.overwrite) as tx:
         tx.write_lines(files["selected.txt"], result.selected_paths)
         tx.write_csv(files["manifest.csv"], result.manifest_rows())
         result.save_distribution(tx.temp_for(files["distribution.png"], suffix=".png"))

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, started: float) -> int:
     check_strict(args, [("", result)])
     selected_at = time.perf_counter()
     root = common_root(listing.paths, listing.folders)
-    with OutputTransaction() as tx:
+    with OutputTransaction(replace=args.overwrite) as tx:
         manifest = (None, result.manifest_rows())
         written = write_common(outputs, tx, result.selected_paths, root, manifest, show)
         save_charts(outputs, tx, result, None, written)
@@ -194,7 +194,7 @@ def _run_detections(args: argparse.Namespace, started: float, json_path: str) ->
     kept = table.take(result.selected_indices)
     kept_frames, _ = kept.frames()
     show = show_progress(args)
-    with OutputTransaction() as tx:
+    with OutputTransaction(replace=args.overwrite) as tx:
         manifest = (None, result.manifest_rows())
         written = write_common(outputs, tx, kept_frames, common_root(frames), manifest, show)
         write_detector_outputs(outputs, tx, source, kept, written, show)
