@@ -144,6 +144,7 @@ def _floored_shares(
         raise ValueError(f"cannot share {total} above floors summing to {int(floors.sum())}")
     if not np.any(weights > 0):
         weights = np.ones(len(weights), dtype=np.float64)
+    weights = weights / weights.max()  # no level overflows or vanishes, whatever the scale
     positive = weights > 0
     held = int(caps[positive].sum())
     if held + int(floors[~positive].sum()) < total:
