@@ -139,12 +139,15 @@ def _floored_shares(
     weights: NDArray[np.float64], total: int, caps: IntArray, floors: IntArray
 ) -> IntArray:
     """:func:`proportional_shares` with a floor per item: ``clip(level * weight,
-    floor, cap)`` summing to ``total``, then largest-remainder rounding."""
+    floor, cap)`` summing to ``total``, then largest-remainder rounding.
+
+    For weights of ordinary magnitude (the selection's are frame counts): a
+    weight near the float range's ends (1e-300, 1e300) can overflow the level.
+    """
     if np.any(floors > caps) or total < int(floors.sum()):
         raise ValueError(f"cannot share {total} above floors summing to {int(floors.sum())}")
     if not np.any(weights > 0):
         weights = np.ones(len(weights), dtype=np.float64)
-    weights = weights / weights.max()  # no level overflows or vanishes, whatever the scale
     positive = weights > 0
     held = int(caps[positive].sum())
     if held + int(floors[~positive].sum()) < total:
