@@ -201,6 +201,28 @@ def _alive(pid: int) -> bool:
     return state != b"Z"
 
 
+FOREGROUND = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Exec the command with SIGINT at its default, as a terminal's foreground job has it,
+whatever this test process has it as at the instant of the fork (a shell starts
+background jobs with SIGINT ignored, and an ignored signal is inherited through exec)."""
+
+
+def _as_foreground_job(command: list[str]) -> list[str]:
+    return [sys.executable, "-c", FOREGROUND, *command]
+
+
+def _command_running(process: subprocess.Popen[bytes]) -> bool:
+    """True once the wrapper has exec'd the command (read from /proc; True elsewhere)."""
+    try:
+        with open(f"/proc/{process.pid}/cmdline", "rb") as handle:
+            return FOREGROUND.encode() not in handle.read()
+    except OSError:
+        return True
+
+
 def _run(
     command: list[str],
     *,
@@ -214,7 +236,7 @@ def _run(
     """
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
-            command,
+            _as_foreground_job(command),
             stdout=subprocess.DEVNULL,
             stderr=errors,
             start_new_session=True,  # its own process group, like a terminal's foreground job
@@ -223,7 +245,9 @@ def _run(
         children: list[int] = []
         try:
             if trigger is not None:
-                while process.poll() is None and not trigger(process):
+                while process.poll() is None and not (
+                    _command_running(process) and trigger(process)
+                ):
                     time.sleep(POLL_SECONDS)
                 if process.poll() is None:
                     children = _children(process.pid)
