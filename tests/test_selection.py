@@ -388,6 +388,21 @@ def test_a_burst_that_merges_several_gets_its_stride_share() -> None:
     assert gaps.min() >= 5  # spread over the run, as a stride's would be
 
 
+def test_rare_colour_weighs_more_beyond_one_pick_per_cluster() -> None:
+    # Ten bursts of 4 frames in two clusters of five; burst 7 is of unusual colour. Four
+    # picks: two per cluster, so the stride inside a cluster chooses; as in the stride
+    # over clusters, a burst of unusual colour for its bucket weighs up to 4x.
+    bursts = np.arange(40) // 4
+    clusters = bursts // 5
+    colour = np.full((40, 3), 100.0)
+    colour[bursts == 7] = (200.0, 60.0, 60.0)
+    picked = select_burst_aware(np.zeros(40, int), bursts, 4, seed=0, clusters=clusters,
+                                colour=colour)  # fmt: skip
+    assert 7 in bursts[picked].tolist()
+    plain = select_burst_aware(np.zeros(40, int), bursts, 4, seed=0, clusters=clusters)
+    assert 7 not in bursts[plain].tolist()  # without colours it is not the stride's choice
+
+
 def test_proportional_shares_examples_and_errors() -> None:
     # Ideal 5, 2.5, 0.5: the tied remainder goes to the larger weight.
     assert proportional_shares(np.array([10, 5, 1]), 8, np.array([10, 5, 1])).tolist() == [5, 3, 0]

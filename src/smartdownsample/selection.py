@@ -606,7 +606,13 @@ def _one_unit_per_group(
     return result
 
 
-def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: int) -> IntArray:
+def _spread_over_groups(
+    starts: IntArray,
+    end: int,
+    unit_size: IntArray,
+    picks: int,
+    rarity: NDArray[np.float64] | None = None,
+) -> IntArray:
     """``picks`` distinct units from groups of consecutive units, at least one per group.
 
     Beyond one pick per group, groups get picks in proportion to their frames
@@ -614,7 +620,8 @@ def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: 
     units spread evenly over its frames, first to last, as a stride over
     natural order would: a cluster that merged several bursts gets its
     picks on different ones; one burst split into pieces gets no more than
-    its frames' share.
+    its frames' share. With ``rarity`` (:func:`rarity_weights` per unit) a
+    unit's frames count that many times, as in the stride over clusters.
 
     Examples
     --------
@@ -636,9 +643,11 @@ def _spread_over_groups(starts: IntArray, end: int, unit_size: IntArray, picks: 
     single = extra == 0
     middle = before[single] + 0.5 * frames[single]
     chosen = [first + np.searchsorted(unit_ends, middle, side="right")]
+    lengths = unit_size[:end].astype(np.float64)
+    if rarity is not None:  # a burst of unusual colour for its bucket weighs more
+        lengths = lengths * rarity[:end]
     chosen += [
-        int(starts[g])
-        + weighted_stride_positions(unit_size[starts[g] : ends[g]].astype(np.float64), 1 + int(k))
+        int(starts[g]) + weighted_stride_positions(lengths[starts[g] : ends[g]], 1 + int(k))
         for g, k in zip(np.flatnonzero(~single), extra[~single], strict=True)
     ]
     result: IntArray = np.sort(np.concatenate(chosen))
@@ -803,7 +812,7 @@ def select_burst_aware(
             starts = group_start[
                 np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
             ]
-            shares[_spread_over_groups(starts, hi, unit_size, int(quota))] = 1
+            shares[_spread_over_groups(starts, hi, unit_size, int(quota), unit_weight)] = 1
         elif quota <= units[index]:
             weights = unit_weight[lo:hi]
             shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
