@@ -290,3 +290,16 @@ def test_a_device_output_is_written_to_never_replaced(
     assert code == 0, err
     assert stat.S_ISCHR(device.lstat().st_mode), "the device was replaced by a file"
     assert sorted(p.name for p in device.parent.iterdir()) == [name]
+
+
+def test_a_giant_path_is_cut_in_the_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list holding something else than paths (here JSON on one line) is one huge
+    "path": the error names it once, cut in the middle, not the whole text twice."""
+    listed = tmp_path / "list.txt"
+    listed.write_text(json.dumps([f"cam/IMG_{i}.jpg" for i in range(2000)]), encoding="utf-8")
+    code = main(["select", str(listed), "--target", "2", "--no-progress", "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err) < 1000 and err.count("\n") == 1

@@ -887,6 +887,6 @@ def decode_file(
         raise ImageLoadError(name, reason) from exc
     except PermissionError as exc:
         raise ImageLoadError(name, "permission denied (check the file's read rights)") from exc
-    except OSError as exc:
-        raise ImageLoadError(name, f"could not read the file: {exc}") from exc
+    except OSError as exc:  # the path is named once, by the error itself
+        raise ImageLoadError(name, f"could not read the file: {exc.strerror or exc}") from exc
     return decode_bytes(data, side, name, fast=fast, boxes=boxes)

@@ -177,8 +177,8 @@ def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
         _debug_trace(args)
         _error(
             _one_line(
-                f"cannot read image {exc.path!r}: {exc.reason}; pass --skip-unreadable to "
-                "skip unreadable images (they are listed in the summary and the report)"
+                f"cannot read image {_shown(exc.path)}: {exc.reason}; pass --skip-unreadable "
+                "to skip unreadable images (they are listed in the summary and the report)"
             )
         )
         return EXIT_FAILED
@@ -196,6 +196,23 @@ def _handle_errors(args: argparse.Namespace, run: Callable[[], int]) -> int:
         hint = "" if args.debug else "; run again with --debug for the traceback"
         _error(_one_line(f"unexpected {type(exc).__name__}: {exc}{hint} and please report it"))
         return EXIT_FAILED
+
+
+SHOWN_PATH_CHARS = 300
+"""Longest path quoted whole in an error line (a list holding something else than
+paths, e.g. JSON, read as one giant "path", must not flood the terminal)."""
+
+
+def _shown(path: str) -> str:
+    """``repr(path)``, its middle cut when it is very long.
+
+    >>> _shown("a" * 1000)[:5], len(_shown("a" * 1000)) < 400
+    ("'aaaa", True)
+    """
+    if len(path) <= SHOWN_PATH_CHARS:
+        return repr(path)
+    half = SHOWN_PATH_CHARS // 2
+    return f"{path[:half]!r}...{path[-half:]!r} ({len(path):,} characters)"
 
 
 def _outputs_state(exc: BaseException) -> str:

@@ -53,9 +53,9 @@ class Collector:
 
     def error(self, image: str, exc: ItemError) -> DetectionFileError:
         fix = exc.fix or "fix the file"
-        return DetectionFileError(
-            self.path, exc.reason, image=image, field=exc.field, fix=f"{fix}, {SKIP_HINT}"
-        )
+        if self.on_error == "raise":  # skipping already: the hint would say what is done
+            fix = f"{fix}, {SKIP_HINT}"
+        return DetectionFileError(self.path, exc.reason, image=image, field=exc.field, fix=fix)
 
     def handle(self, image: str, exc: ItemError) -> None:
         """Raise, or record the problem and let the caller skip the item."""
@@ -188,7 +188,7 @@ def check_box(
     width, height = scale
     if w <= 0 or h <= 0:
         raise ItemError(
-            f"box of zero size (width {w:g}, height {h:g})",
+            f"box of {'negative' if min(w, h) < 0 else 'zero'} size (width {w:g}, height {h:g})",
             field=field,
             fix="remove the box or give it a size",
         )
