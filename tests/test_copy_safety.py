@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from folders import Snapshot, relative_selection, snapshot, temporaries
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.outputs import (
     LOCK_NAME,
     RECORD_NAME,
-    TEMP_PREFIX,
     FolderLock,
     OutputError,
     export_tree,
@@ -40,8 +40,6 @@ from smartdownsample.synthetic import make_dataset
 N_IMAGES = 60
 FAST = ["--no-progress", "--no-cache", "--workers", "1"]
 RUN_TIMEOUT = 120.0
-
-Snapshot = dict[str, tuple[bytes, int, int]]
 
 
 @pytest.fixture(autouse=True)
@@ -88,32 +86,6 @@ def files_under(folder: Path) -> set[str]:
             if path != os.path.join(folder, RECORD_NAME):
                 found.add(os.path.relpath(path, folder).replace(os.sep, "/"))
     return found
-
-
-def snapshot(folder: Path) -> Snapshot:
-    """Bytes, inode and modification time of every file under ``folder``."""
-    found: Snapshot = {}
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            info = os.lstat(path)
-            data = os.readlink(path).encode() if os.path.islink(path) else Path(path).read_bytes()
-            found[os.path.relpath(path, folder)] = (data, info.st_ino, info.st_mtime_ns)
-    return found
-
-
-def temporaries(folder: Path) -> list[str]:
-    return [
-        os.path.join(parent, name)
-        for parent, dirs, names in os.walk(folder)
-        for name in names + dirs
-        if name.startswith(TEMP_PREFIX) or name == LOCK_NAME
-    ]
-
-
-def relative_selection(listing: Path, photos: Path) -> set[str]:
-    lines = listing.read_text(encoding="utf-8").splitlines()
-    return {Path(line).relative_to(photos).as_posix() for line in lines}
 
 
 # ---------------------------------------------------------------- item 1: demo

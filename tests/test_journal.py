@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ import pytest
 
 from faults.fault_injection import worker_pythonpath
 from faults.stop_at import ENV, spec
+from folders import relative_selection, snapshot, temporaries
 from smartdownsample.cli import CACHE_ENV, main
 from smartdownsample.outputs import (
     LOCK_NAME,
@@ -55,8 +55,6 @@ MOVED_ASIDE = spec("after", "replace", "*.old", 2, "KILL")
 
 COMMITTED = spec("before", "unlink", "*.old", 1, "KILL")
 """Killed just before the first replaced file is deleted: every new file is in place."""
-
-Snapshot = dict[str, tuple[bytes, int, int]]
 
 
 @pytest.fixture(autouse=True)
@@ -101,44 +99,12 @@ def _env(stop: str) -> dict[str, str]:
     return env
 
 
-def snapshot(folder: Path) -> Snapshot:
-    """Bytes (a link's target), inode and modification time of every file under ``folder``."""
-    found: Snapshot = {}
-    for parent, dirs, names in os.walk(folder):
-        for name in names + dirs:
-            path = os.path.join(parent, name)
-            info = os.lstat(path)
-            if stat.S_ISDIR(info.st_mode):
-                data, mtime = b"<folder>", 0  # its time changes with every rename inside
-            elif stat.S_ISLNK(info.st_mode):
-                data, mtime = os.readlink(path).encode(), info.st_mtime_ns
-            else:
-                data, mtime = Path(path).read_bytes(), info.st_mtime_ns
-            found[os.path.relpath(path, folder)] = (data, info.st_ino, mtime)
-    return found
-
-
-def temporaries(folder: Path) -> list[str]:
-    """This tool's hidden files under ``folder`` (none may be left once a run ends)."""
-    return [
-        os.path.join(parent, name)
-        for parent, dirs, names in os.walk(folder)
-        for name in names + dirs
-        if name.startswith(TEMP_PREFIX) or name == LOCK_NAME
-    ]
-
-
 def files_under(folder: Path) -> set[str]:
     found = set()
     for parent, _, names in os.walk(folder):
         for name in names:
             found.add(os.path.relpath(os.path.join(parent, name), folder).replace(os.sep, "/"))
     return found
-
-
-def relative_selection(listing: Path, photos: Path) -> set[str]:
-    lines = listing.read_text(encoding="utf-8").splitlines()
-    return {Path(line).relative_to(photos).as_posix() for line in lines}
 
 
 def file_outputs(folder: Path) -> list[object]:
@@ -166,7 +132,7 @@ def test_killed_file_outputs_are_completed_or_undone_by_the_next_run(
     code, _, err = run(capsys, "select", photos, "--target", 8, *FAST, *file_outputs(out))
     assert code == 0, err
     (out / "notes.txt").write_text("the user's own file\n")
-    before = snapshot(out)
+    before = snapshot(out, folders=True)
     again = ["select", photos, "--target", 5, "--seed", 3, *FAST, *file_outputs(out)]
     killed([*again, "--overwrite"], stop)
     assert any(name.endswith(".old") for name in os.listdir(out))  # it died in the middle
@@ -180,7 +146,7 @@ def test_killed_file_outputs_are_completed_or_undone_by_the_next_run(
     assert temporaries(tmp_path) == []
     if not committed:
         assert "was undone: restored 2 files" in warning
-        assert snapshot(out) == before  # the same files: bytes, inodes, times
+        assert snapshot(out, folders=True) == before  # the same files: bytes, inodes, times
         return
     assert "was completed: deleted 3 files its outputs replaced" in warning
     reference = tmp_path / "reference"
@@ -191,7 +157,7 @@ def test_killed_file_outputs_are_completed_or_undone_by_the_next_run(
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert (report["n_selected"], report["random_seed"]) == (5, 3)
     assert sorted(os.listdir(out)) == sorted(before)
-    assert snapshot(out)["notes.txt"] == before["notes.txt"]
+    assert snapshot(out, folders=True)["notes.txt"] == before["notes.txt"]
 
 
 @pytest.mark.parametrize("first", ["list", "manifest"])
@@ -236,7 +202,7 @@ def test_a_file_the_user_changed_since_is_kept_beside_the_one_put_back(
     out = tmp_path / "out"
     code, _, err = run(capsys, "select", photos, "--target", 8, *FAST, *file_outputs(out))
     assert code == 0, err
-    before = snapshot(out)
+    before = snapshot(out, folders=True)
     again = ["select", photos, "--target", 5, "--seed", 3, *FAST, *file_outputs(out)]
     killed([*again, "--overwrite"], MOVED_ASIDE)  # the new list in place, the manifest aside
     (out / "selected.txt").write_text("my own list\n")  # the user edits the new list
@@ -250,7 +216,7 @@ def test_a_file_the_user_changed_since_is_kept_beside_the_one_put_back(
     assert (out / "selected.txt").read_text() == "my own list\n"
     assert (out / "selected (restored).txt").read_bytes() == before["selected.txt"][0]
     for name in ("manifest.csv", "report.json"):
-        assert snapshot(out)[name] == before[name]
+        assert snapshot(out, folders=True)[name] == before[name]
     assert sorted(os.listdir(out)) == sorted([*before, "selected (restored).txt"])
     assert temporaries(tmp_path) == []
 
@@ -275,7 +241,7 @@ def test_a_run_still_going_is_left_alone(
     try:
         _, status = os.waitpid(child.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), status
-        held = snapshot(out)  # its journal, the list moved aside, the new one staged
+        held = snapshot(out, folders=True)  # its journal, the list moved aside, the new one staged
         assert not listing.exists()  # moved aside, the new one not in place yet
 
         code, _, err = run(capsys, "select", photos, "--target", 4, *FAST, "--out", listing,
@@ -284,11 +250,11 @@ def test_a_run_still_going_is_left_alone(
         assert code == 1 and "\n" not in line
         assert f"--out {str(listing)!r} is being written by another smartdownsample run" in line
         assert f"(pid {child.pid})" in line and line.endswith("or choose another path")
-        assert snapshot(out) == held
+        assert snapshot(out, folders=True) == held
 
         code, _, err = run(capsys, "select", photos, "--target", 4, *FAST, "--out", out / "b.txt")
         assert code == 0, err
-        assert {k: v for k, v in snapshot(out).items() if k != "b.txt"} == held
+        assert {k: v for k, v in snapshot(out, folders=True).items() if k != "b.txt"} == held
     finally:
         os.kill(child.pid, signal.SIGCONT)
         _, err = child.communicate(timeout=RUN_TIMEOUT)
@@ -333,7 +299,7 @@ def test_a_killed_tree_export_is_completed_or_undone_by_the_next_run(
     code, _, err = run(capsys, "select", photos, "--target", 12, "--seed", 1, *FAST, option, dest)
     assert code == 0, err
     (dest / "notes.txt").write_text("the user's own file\n")
-    before = snapshot(dest)
+    before = snapshot(dest, folders=True)
     listing = tmp_path / "new lists" / "selected.txt"
     again = ["select", photos, "--target", 6, "--seed", 2, *FAST, option, dest, "--out", listing]
     killed([*again, "--overwrite"], stop)
@@ -347,13 +313,15 @@ def test_a_killed_tree_export_is_completed_or_undone_by_the_next_run(
     assert f"run in {dest} was {done_words}" in "\n".join(warnings)
     assert temporaries(tmp_path) == []
     if not committed:
-        assert snapshot(dest) == before  # the earlier run's files: bytes, inodes, times
+        assert (
+            snapshot(dest, folders=True) == before
+        )  # the earlier run's files: bytes, inodes, times
         assert not listing.parent.exists()  # made by the killed run: removed with its list
         return
     assert files_under(dest) == relative_selection(listing, photos) | {"notes.txt", RECORD_NAME}
     record = json.loads((dest / RECORD_NAME).read_text(encoding="utf-8"))
     assert {entry[0] for entry in record["files"]} == relative_selection(listing, photos)
-    assert snapshot(dest)["notes.txt"] == before["notes.txt"]
+    assert snapshot(dest, folders=True)["notes.txt"] == before["notes.txt"]
 
 
 def test_a_recovery_that_cannot_write_changes_nothing_and_says_so(
@@ -366,11 +334,11 @@ def test_a_recovery_that_cannot_write_changes_nothing_and_says_so(
     code, _, err = run(capsys, "select", photos, "--target", 12, "--seed", 1, *FAST,
                        "--link-to", dest)  # fmt: skip
     assert code == 0, err
-    before = snapshot(dest)
+    before = snapshot(dest, folders=True)
     again = ["select", photos, "--target", 6, "--seed", 2, *FAST, "--link-to", dest]
     killed([*again, "--overwrite"], MOVED_ASIDE)
     locked = next(Path(p).parent for p in temporaries(dest) if p.endswith(".old"))
-    after_kill = snapshot(dest)
+    after_kill = snapshot(dest, folders=True)
     locked.chmod(0o555)
     try:
         done = cli_unprivileged(*_argv(again), timeout=RUN_TIMEOUT)
@@ -381,11 +349,13 @@ def test_a_recovery_that_cannot_write_changes_nothing_and_says_so(
     assert "cannot complete the outputs of an interrupted smartdownsample run recorded in" in line
     assert "Permission denied" in line and f"make {str(locked)!r} writable and run again" in line
     del after_kill[LOCK_NAME]  # the killed run's lock file, taken over and removed
-    assert snapshot(dest) == after_kill  # nothing put back in the read-only folder, or elsewhere
+    assert (
+        snapshot(dest, folders=True) == after_kill
+    )  # nothing put back in the read-only folder, or elsewhere
 
     code, _, err = run(capsys, *again)
     assert code == 2 and "was undone" in err
-    assert snapshot(dest) == before
+    assert snapshot(dest, folders=True) == before
     assert temporaries(dest) == []
 
 
@@ -423,7 +393,7 @@ def test_a_journal_never_touches_a_file_it_does_not_prove_is_its_own(folder: Pat
     """A run that did not commit (its mark cut short) is undone, but entries naming files
     outside the folder, files without this tool's hidden names, or a new file of another
     identity than recorded, are ignored: nothing is removed or renamed."""
-    before = snapshot(folder.parent)
+    before = snapshot(folder.parent, folders=True)
     outside = os.lstat(folder.parent / "victim.txt")
     path = _journal(
         folder,
@@ -440,7 +410,7 @@ def test_a_journal_never_touches_a_file_it_does_not_prove_is_its_own(folder: Pat
     with path.open("ab") as handle:
         handle.write(b'{"committed": tr')  # killed while marking it
     check_output_file(folder / "list.txt", option="--out", image_paths=[], overwrite=False)
-    assert snapshot(folder.parent) == before  # the journal gone, nothing else changed
+    assert snapshot(folder.parent, folders=True) == before  # the journal gone, nothing else changed
 
 
 def test_a_journal_of_another_version_is_refused_in_one_line(folder: Path) -> None:

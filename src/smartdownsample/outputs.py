@@ -491,14 +491,26 @@ def check_output_dir(
         _refuse_non_empty(target, option)  # else checked by lock_output_dir, after the recovery
 
 
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name one file (False if either cannot be stat'ed)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def check_output_file(
     path: str | os.PathLike[str],
     *,
     option: str,
     image_paths: Collection[str],
     overwrite: bool,
+    source_files: Collection[str] = (),
 ) -> None:
     """Refuse an output file that is a folder, an input image, or exists (unless ``overwrite``).
+
+    ``source_files`` (the list, CSV or detector files a command read) are never
+    replaced, not even with ``overwrite``.
 
     First, what an interrupted run left in the file's folder is completed or
     undone (its journal says which; one warning line), so that the file is
@@ -539,6 +551,12 @@ def check_output_file(
             f"{option} {target!r} is not a regular file (a device, pipe or socket); give the "
             f"path of a file{stdout}"
         )
+    for source in source_files:
+        if _same_path(target, source):
+            raise InvalidArgumentError(
+                f"{option} {target!r} is the SOURCE file {source!r}, which it would "
+                "replace; choose another name"
+            )
     if not overwrite:
         raise InvalidArgumentError(
             f"{option} file {target!r} already exists; choose another name, or pass "

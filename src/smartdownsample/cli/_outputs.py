@@ -166,9 +166,12 @@ class Outputs:
                 overwrite=self.overwrite,
             )
         for option, path in self._files():
-            _refuse_source_file(option, path, source_files)
             check_output_file(
-                path, option=option, image_paths=image_paths, overwrite=self.overwrite
+                path,
+                option=option,
+                image_paths=image_paths,
+                overwrite=self.overwrite,
+                source_files=source_files,
             )
         if self.out:
             check_path_list(image_paths, option="--out")
@@ -209,9 +212,12 @@ class Outputs:
     ) -> None:
         for option, chart in self._charts(names):
             _refuse_inside(option, chart, source_folders)
-            _refuse_source_file(option, chart, source_files)
             check_output_file(
-                chart, option=option, image_paths=image_paths, overwrite=self.overwrite
+                chart,
+                option=option,
+                image_paths=image_paths,
+                overwrite=self.overwrite,
+                source_files=source_files,
             )
 
     def _lock_folders(self, source_folders: Sequence[str], image_paths: Sequence[str]) -> None:
@@ -283,19 +289,6 @@ def chart_path(path: str, name: str | None) -> str:
         return path
     stem, extension = os.path.splitext(path)
     return f"{stem}-{name_component(name)}{extension}"
-
-
-def _refuse_source_file(option: str, path: str, sources: Sequence[str]) -> None:
-    for source in sources:
-        try:
-            same = os.path.samefile(path, source)
-        except (OSError, ValueError):
-            continue
-        if same:
-            raise InvalidArgumentError(
-                f"{option} {path!r} is the SOURCE file {source!r}, which it would replace; "
-                "choose another name"
-            )
 
 
 def _refuse_inside(option: str, path: str, folders: Sequence[str]) -> None:
