@@ -46,7 +46,7 @@ import real_sets
 import sweep_sets
 from smartdownsample.api import downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import BurstRules, find_bursts, find_clusters
+from smartdownsample.bursts import BurstRules, find_bursts, find_clusters, frame_changes
 from smartdownsample.selection import select_burst_aware, select_by_buckets, stride_positions
 
 IntArray = NDArray[np.int64]
@@ -152,7 +152,21 @@ def clusters_of(data: SweepData, bursts: IntArray) -> IntArray:
     )
 
 
-def select(data: SweepData, target: int, seed: int, evidence: bool, clusters: bool) -> IntArray:
+def changes_of(data: SweepData) -> NDArray[np.float64]:
+    f = data.feats
+    return frame_changes(
+        data.folders,
+        f["dhash"],
+        f["mean_rgb"],
+        width=f["width"],
+        height=f["height"],
+        capture_time=f["capture_time"],
+    )
+
+
+def select(
+    data: SweepData, target: int, seed: int, evidence: bool, clusters: bool, recut: bool = True
+) -> IntArray:
     bursts = bursts_default(data, evidence)
     return select_burst_aware(
         data.buckets,
@@ -161,6 +175,7 @@ def select(data: SweepData, target: int, seed: int, evidence: bool, clusters: bo
         seed,
         colour=data.feats["mean_rgb"],
         clusters=clusters_of(data, bursts) if clusters else None,
+        change=changes_of(data) if recut else None,
     )
 
 
@@ -178,9 +193,14 @@ def method_no_evidence(data: SweepData, target: int, seed: int) -> IntArray:
     return select(data, target, seed, evidence=False, clusters=True)
 
 
+def method_no_recut(data: SweepData, target: int, seed: int) -> IntArray:
+    """Ablation: a cluster's several picks spread evenly, not cut at its largest changes."""
+    return select(data, target, seed, evidence=True, clusters=True, recut=False)
+
+
 def method_previous(data: SweepData, target: int, seed: int) -> IntArray:
-    """Ablation: neither (the default before issue 13)."""
-    return select(data, target, seed, evidence=False, clusters=False)
+    """Ablation: none of the three (the default before issue 13)."""
+    return select(data, target, seed, evidence=False, clusters=False, recut=False)
 
 
 def method_stride(data: SweepData, target: int, seed: int) -> IntArray:
@@ -200,6 +220,7 @@ METHODS: dict[str, Method] = {
 ABLATIONS: dict[str, Method] = {
     "-clusters": method_no_clusters,
     "-evidence": method_no_evidence,
+    "-recut": method_no_recut,
     "previous": method_previous,
 }
 FINDERS: dict[str, Callable[[SweepData], IntArray]] = {

@@ -84,6 +84,7 @@ __all__ = [
     "burst_links",
     "find_bursts",
     "find_clusters",
+    "frame_changes",
     "link_evidence",
     "shifted_hamming",
 ]
@@ -532,6 +533,7 @@ def find_clusters(
     size_cap: float = CLUSTER_SIZE_CAP,
     capture_time: NDArray[np.floating] | None = None,
     max_seconds: float = BURST_MAX_SECONDS,
+    change: NDArray[np.floating] | None = None,
 ) -> NDArray[np.int64]:
     """Cluster number of every image: runs of bursts that may be one burst split.
 
@@ -559,6 +561,9 @@ def find_clusters(
         EXIF capture time in seconds, NaN where unknown.
     max_seconds : float, default :data:`BURST_MAX_SECONDS`
         Largest time gap bridged between timed images.
+    change : numpy.ndarray, optional
+        :func:`frame_changes` of these images with these sizes, ``size_cap``
+        and ``max_seconds``, when the caller has them already.
 
     Returns
     -------
@@ -582,24 +587,85 @@ def find_clusters(
     labels = np.asarray(bursts, dtype=np.int64)
     if labels.shape != (count,):
         raise ValueError(f"bursts must have one value per image ({count}), got {labels.shape}")
+    links = np.r_[False, labels[1:] == labels[:-1]] if count else np.zeros(0, dtype=bool)
+    if width is None or height is None:
+        return _labels(links)
+    if change is None:
+        change = frame_changes(
+            folder_ids,
+            dhash,
+            mean_rgb,
+            width=width,
+            height=height,
+            capture_time=capture_time,
+            max_seconds=max_seconds,
+            size_cap=size_cap,
+        )
+    changes = np.asarray(change, dtype=np.float64)
+    if changes.shape != (count,):
+        raise ValueError(f"change must have one value per image ({count}), got {changes.shape}")
+    return _labels(links | (changes <= max_evidence))
+
+
+def frame_changes(
+    folder_ids: NDArray[np.integer],
+    dhash: NDArray[np.uint64],
+    mean_rgb: NDArray[np.floating],
+    *,
+    width: NDArray[np.integer] | None = None,
+    height: NDArray[np.integer] | None = None,
+    capture_time: NDArray[np.floating] | None = None,
+    max_seconds: float = BURST_MAX_SECONDS,
+    size_cap: float = CLUSTER_SIZE_CAP,
+) -> NDArray[np.float64]:
+    """How strongly the sequence changes between each image and the one before it.
+
+    Element ``i`` is the combined evidence (:func:`link_evidence`, size terms
+    at most ``size_cap``) across the cut between images ``i - 1`` and ``i``:
+    the smallest of ``i - 1`` to ``i``, ``i - 2`` to ``i`` and ``i - 1`` to
+    ``i + 1``, so that a single odd frame does not look like two changes.
+    It is infinite where a folder starts (and at element 0), and across two
+    timed images more than ``max_seconds`` apart (time decides, as in
+    :func:`find_bursts`). :func:`find_clusters` joins bursts whose cut is
+    at most :data:`CLUSTER_EVIDENCE`; a selection that takes several images
+    of one run cuts it where it changes most
+    (:func:`.selection.select_burst_aware`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grey = np.full((5, 3), 100.0); grey[3:] = 180.0      # a new scene from image 3
+    >>> frame_changes(np.zeros(5, int), np.zeros(5, np.uint64), grey).tolist()
+    [inf, 0.0, 0.0, 1.0, 0.0]
+    >>> odd = np.full((5, 3), 100.0); odd[2] = 180.0           # one odd frame: bridged over
+    >>> frame_changes(np.zeros(5, int), np.zeros(5, np.uint64), odd).tolist()
+    [inf, 0.0, 0.0, 0.0, 0.0]
+    """
+    count = len(folder_ids)
+    changes = np.full(count, np.inf, dtype=np.float64)
+    if count < 2:
+        return changes
     log_area, log_aspect = _log_sizes(width, height, count)
-    if log_area is None or count < 2:
-        return _labels(np.r_[False, labels[1:] == labels[:-1]])
-    links = np.zeros(count, dtype=bool)
     folders = np.asarray(folder_ids).astype(np.int64, copy=False)
     hashes = np.asarray(dhash).astype(np.uint64, copy=False)
     colours = np.asarray(mean_rgb, dtype=np.float64).reshape(count, 3)
-    links[1:] = labels[1:] == labels[:-1]
     times = np.full(count, np.nan) if capture_time is None else np.asarray(capture_time, float)
     if times.shape != (count,):
         raise ValueError(f"capture_time must have one value per image ({count}), got {times.shape}")
     for step in (1, _BRIDGE):
         if count <= step:
             break
-        close = link_evidence(hashes, colours, log_area, log_aspect, step, size_cap) <= max_evidence
-        close &= folders[step:] == folders[:-step]
-        close &= ~(np.abs(times[step:] - times[:-step]) > max_seconds)  # NaN: untimed, allowed
-        links[step:] |= close
-        if step == _BRIDGE:  # joins k and k + 2, hence the link into k + 1 too
-            links[1:-1] |= close
-    return _labels(links)
+        evidence = link_evidence(hashes, colours, log_area, log_aspect, step, size_cap)
+        apart = (folders[step:] != folders[:-step]) | (
+            np.abs(times[step:] - times[:-step]) > max_seconds  # NaN: untimed, allowed
+        )
+        evidence[apart] = np.inf
+        # evidence[k] spans images k .. k + step, so every cut between them.
+        for cut in range(1, step + 1):
+            np.minimum(
+                changes[cut : count - step + cut], evidence, out=changes[cut : count - step + cut]
+            )
+    changes[0] = np.inf
+    starts = np.r_[True, folders[1:] != folders[:-1]]
+    changes[starts] = np.inf
+    return changes

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from ._types import Strategy
 from .buckets import bucket_ids
-from .bursts import find_bursts, find_clusters
+from .bursts import find_bursts, find_clusters, frame_changes
 from .extraction import BatchRunner, ExtractionResult, FeatureStore, extract_features
 from .paths import (
     as_path_list,
@@ -233,6 +233,9 @@ class Units:
     clusters: NDArray[np.int64] | None = None
     """Runs of consecutive bursts the finder may have split (:func:`.bursts.find_clusters`);
     None where units are exact (sequences from detector metadata)."""
+    change: NDArray[np.float64] | None = None
+    """How much each image differs from the one before it (:func:`.bursts.frame_changes`):
+    where a unit with several picks is cut."""
 
 
 def find_units(features: NDArray[np.void], sorted_paths: list[str]) -> Units:
@@ -248,6 +251,14 @@ def find_units(features: NDArray[np.void], sorted_paths: list[str]) -> Units:
         width=width,
         height=height,
     )
+    change = frame_changes(
+        folders,
+        features["dhash"],
+        features["mean_rgb"],
+        width=width,
+        height=height,
+        capture_time=features["capture_time"],
+    )
     clusters = find_clusters(
         folders,
         features["dhash"],
@@ -256,8 +267,9 @@ def find_units(features: NDArray[np.void], sorted_paths: list[str]) -> Units:
         width=width,
         height=height,
         capture_time=features["capture_time"],
+        change=change,
     )
-    return Units(bursts, clusters)
+    return Units(bursts, clusters, change)
 
 
 def choose(
@@ -284,6 +296,7 @@ def choose(
         colour=features["mean_rgb"],
         clusters=units.clusters,
         homes=homes,
+        change=units.change,
     )
     return Chosen(homes, picked)
 

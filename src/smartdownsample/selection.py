@@ -53,6 +53,7 @@ __all__ = [
     "Allocation",
     "allocate_buckets",
     "bucket_offsets",
+    "change_cuts",
     "home_buckets",
     "proportional_shares",
     "rarity_weights",
@@ -654,6 +655,106 @@ def _spread_over_groups(
     return result
 
 
+def change_cuts(
+    change: NDArray[np.floating],
+    run_start: IntArray,
+    run_end: IntArray,
+    picks: IntArray,
+    prefer: NDArray[np.floating] | None = None,
+) -> IntArray:
+    """One pick per piece of each run, cut near an even stride's cuts where it changes most.
+
+    Run ``r`` (images ``run_start[r]`` up to ``run_end[r]``) gets
+    ``picks[r]`` images. Its ``picks[r] - 1`` cuts start where an even
+    stride's would, and each moves to the largest change within half a step
+    of it (ties: the nearest); ``change[i]`` is how much image ``i`` differs
+    from image ``i - 1`` (:func:`.bursts.frame_changes`). So no piece is
+    longer than two steps and every stretch keeps a stride's share of picks,
+    while a burst that ends near a cut gets the cut: a burst the finder
+    merged with its neighbour, or split, gives its picks to different bursts
+    where an even spread could land two in one. With equal changes the
+    pieces are a stride's. Each piece gives its middle image or, with
+    ``prefer`` (one value per image), its most preferred image, the nearest
+    its middle among equals.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> starts, ends = np.array([0]), np.array([20])
+    >>> change = np.zeros(20); change[12] = 3.0     # one burst of 12 frames, one of 8
+    >>> change_cuts(change, starts, ends, np.array([2])).tolist()
+    [5, 15]
+    >>> change_cuts(np.zeros(20), starts, ends, np.array([2])).tolist()   # a stride
+    [4, 14]
+    """
+    values = np.asarray(change, dtype=np.float64)
+    run_start = np.asarray(run_start, dtype=np.int64)
+    run_end = np.asarray(run_end, dtype=np.int64)
+    picks = np.minimum(np.asarray(picks, dtype=np.int64), run_end - run_start)
+    cum = np.arange(len(values) + 1, dtype=np.float64)  # a cut at i: i images before it
+    step = (cum[run_end] - cum[run_start]) / np.maximum(picks, 1)
+    # Every cut j = 1 .. picks - 1 of every run, with its run's numbers.
+    cuts = np.maximum(picks - 1, 0)
+    run = np.repeat(np.arange(len(picks)), cuts)
+    j = np.arange(len(run)) - np.repeat(np.cumsum(cuts) - cuts, cuts) + 1
+    first, last = run_start[run] + 1, run_end[run] - 1
+    base, size = cum[run_start[run]], step[run]
+    even = np.clip(np.searchsorted(cum, base + j * size), first, last)
+    lo = np.maximum(np.searchsorted(cum, base + (j - 0.5) * size), first)
+    hi = np.minimum(np.searchsorted(cum, base + (j + 0.5) * size) - 1, last)
+    hi = np.maximum(hi, lo - 1)
+    # Candidates: every position in every cut's window (windows are disjoint).
+    width = hi - lo + 1
+    window = np.repeat(np.arange(len(run)), width)
+    position = lo[window] + np.arange(len(window)) - np.repeat(np.cumsum(width) - width, width)
+    best = np.lexsort((np.abs(position - even[window]), -values[position], window))
+    winner = np.r_[True, window[best][1:] != window[best][:-1]] if len(best) else best.astype(bool)
+    chosen = even.copy()
+    chosen[window[best][winner]] = position[best][winner]
+    # Keep the cuts of a run strictly increasing and inside it, room for every piece.
+    shifted = np.maximum.accumulate(chosen - j) if len(chosen) else chosen
+    chosen = np.clip(shifted, run_start[run], run_end[run] - picks[run]) + j
+    # Pieces: [start, cut 1), [cut 1, cut 2), ... [cut k, end) of every run.
+    bounds = np.sort(np.r_[run_start[picks > 0], chosen])
+    ends = np.sort(np.r_[run_end[picks > 0], chosen])
+    middle: IntArray = np.clip((bounds + ends - 1) // 2, bounds, ends - 1)
+    if prefer is None:
+        return middle
+    # The piece's image of highest preference, the nearest its middle among equals.
+    width = ends - bounds
+    piece = np.repeat(np.arange(len(bounds)), width)
+    position = bounds[piece] + np.arange(len(piece)) - np.repeat(np.cumsum(width) - width, width)
+    rank = np.lexsort((np.abs(position - middle[piece]), -np.asarray(prefer)[position], piece))
+    head = np.r_[True, piece[rank][1:] != piece[rank][:-1]]
+    result: IntArray = position[rank][head]
+    return result
+
+
+def _recut_runs(
+    picked: IntArray,
+    runs: NDArray[np.integer],
+    change: NDArray[np.floating],
+    prefer: NDArray[np.floating] | None,
+) -> IntArray:
+    """Move the picks of every run with several to :func:`change_cuts`' positions.
+
+    ``runs``: a label per image (natural order); a run is a maximal stretch of
+    equal labels, and keeps its number of picks.
+    """
+    labels = np.asarray(runs, dtype=np.int64)
+    run_start = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    run_end = np.r_[run_start[1:], len(labels)]
+    run_of_pick = np.searchsorted(run_start, picked, side="right") - 1
+    per_run = np.bincount(run_of_pick, minlength=len(run_start))
+    several = per_run > 1
+    if not several.any():
+        return picked
+    keep = picked[~several[run_of_pick]]
+    moved = change_cuts(change, run_start[several], run_end[several], per_run[several], prefer)
+    result: IntArray = np.sort(np.r_[keep, moved])
+    return result
+
+
 def select_burst_aware(
     bucket_of: NDArray[np.integer],
     burst_of: NDArray[np.integer],
@@ -663,6 +764,7 @@ def select_burst_aware(
     colour: NDArray[np.floating] | None = None,
     clusters: NDArray[np.integer] | None = None,
     homes: NDArray[np.integer] | None = None,
+    change: NDArray[np.floating] | None = None,
 ) -> IntArray:
     """Burst-aware selection (the default strategy).
 
@@ -706,6 +808,15 @@ def select_burst_aware(
         cluster a run of consecutive bursts; without it every burst is its own.
     homes : numpy.ndarray, optional
         :func:`home_buckets` of the units, when the caller has them already.
+    change : numpy.ndarray, optional
+        How much each image differs from the one before it
+        (:func:`.bursts.frame_changes`). With it, a cluster (or, without
+        clusters, a burst) that gets several picks is cut where it changes
+        most near an even stride's cuts and gives the middle of each piece
+        (:func:`change_cuts`),
+        instead of picks spread evenly over its frames: a burst the finder
+        merged with its neighbour, or split, gives its picks to different
+        bursts, where an even spread could land two in one.
 
     Returns
     -------
@@ -826,5 +937,14 @@ def select_burst_aware(
                 )
             shares[lo:hi] = 1 + extra
     unit_index, offset_in_unit = _spread_in_units(unit_size, shares)
-    picked = order[unit_start[unit_index] + offset_in_unit]
-    return np.sort(picked)
+    picked = np.sort(order[unit_start[unit_index] + offset_in_unit])
+    if change is not None:
+        values = np.asarray(change, dtype=np.float64)
+        if values.shape != (count,):
+            raise ValueError(f"change must have one value per image ({count}); got {values.shape}")
+        frame_weight = None
+        if colour is not None:  # in a piece, a burst of unusual colour for its bucket first
+            frame_weight = np.empty(count, dtype=np.float64)
+            frame_weight[order] = np.repeat(unit_weight, unit_size)
+        picked = _recut_runs(picked, bursts if clusters is None else clusters, values, frame_weight)
+    return picked
