@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smartdownsample.bursts import frame_changes
 from smartdownsample.selection import (
     allocate_buckets,
+    change_cuts,
     home_buckets,
     proportional_shares,
     select_burst_aware,
@@ -452,3 +454,104 @@ def test_stride_positions_examples() -> None:
     assert stride_positions(10, 5, 0.0).tolist() == [0, 2, 4, 6, 8]
     assert stride_positions(4, 4, 0.9).tolist() == [0, 1, 2, 3]
     assert stride_positions(4, 0, 0.3).tolist() == []
+
+
+# --------------------------------------------------------------------------- cuts at changes
+
+
+@st.composite
+def cut_problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint runs over a sequence, picks per run, and any changes (infinite ones too)."""
+    lengths = draw(st.lists(st.integers(1, 40), min_size=1, max_size=6))
+    ends = np.cumsum(lengths)
+    starts = ends - np.array(lengths)
+    picks = np.array([draw(st.integers(0, length + 2)) for length in lengths])
+    values = st.one_of(st.floats(0, 10, allow_nan=False), st.just(np.inf), st.just(0.0))
+    change = np.array(draw(st.lists(values, min_size=int(ends[-1]), max_size=int(ends[-1]))))
+    return change, starts, ends, picks
+
+
+@MORE_EXAMPLES
+@given(cut_problems(), st.booleans())
+def test_change_cuts_give_each_run_its_picks_spread_over_it(
+    problem: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], with_preference: bool
+) -> None:
+    change, starts, ends, picks = problem
+    prefer = np.arange(len(change)) % 3 if with_preference else None
+    positions = change_cuts(change, starts, ends, picks, prefer)
+    assert (np.diff(positions) > 0).all(), "distinct and sorted"
+    for start, end, count in zip(starts, ends, picks, strict=True):
+        inside = positions[(positions >= start) & (positions < end)]
+        assert len(inside) == min(count, end - start)
+        if len(inside) > 1:  # no piece longer than two of an even stride's steps
+            step = (end - start) / len(inside)
+            assert np.diff(inside).max() <= 2 * step + 1
+            assert inside[0] - start <= step and end - 1 - inside[-1] <= 2 * step
+    np.testing.assert_array_equal(positions, change_cuts(change, starts, ends, picks, prefer))
+
+
+def test_change_cuts_without_changes_are_a_stride() -> None:
+    for size, picks in ((10, 2), (20, 3), (37, 5), (100, 7)):
+        positions = change_cuts(np.zeros(size), np.array([0]), np.array([size]), np.array([picks]))
+        gaps = np.diff(positions)
+        assert gaps.max() - gaps.min() <= 1, (size, picks, positions)
+
+
+def test_a_cut_moves_to_the_burst_boundary_near_it() -> None:
+    change = np.full(30, 0.2)
+    change[13] = 1.5  # one burst ends at 12, the next starts at 13
+    positions = change_cuts(change, np.array([0]), np.array([30]), np.array([3]))
+    assert positions.tolist() == [6, 16, 24]  # pieces [0, 13), [13, 20), [20, 30)
+    far = np.full(30, 0.2)
+    far[3] = 9.0  # too far from any cut: the pieces stay a stride's
+    assert change_cuts(far, np.array([0]), np.array([30]), np.array([3])).tolist() == [4, 14, 24]
+
+
+def _pairs(groups: np.ndarray, picked: np.ndarray) -> int:
+    counts = np.bincount(groups[picked])
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def test_cutting_at_changes_picks_fewer_pairs_than_an_even_spread() -> None:
+    """Runs of true bursts the finder merged into one: cut at changes, the picks of a
+    run land in fewer same-burst pairs than an even spread over its frames."""
+    rng = np.random.default_rng(7)
+    even_pairs = cut_pairs = 0
+    for _ in range(300):
+        lengths = rng.integers(3, 16, size=int(rng.integers(2, 7)))
+        groups = np.repeat(np.arange(len(lengths)), lengths)
+        size = len(groups)
+        change = rng.uniform(0.0, 0.6, size)  # frames of one burst differ a little
+        change[np.r_[0, np.cumsum(lengths)[:-1]]] += 0.6  # bursts differ more
+        picks = int(rng.integers(2, len(lengths) + 1))
+        run = (np.array([0]), np.array([size]), np.array([picks]))
+        even_pairs += _pairs(groups, change_cuts(np.zeros(size), *run))
+        cut_pairs += _pairs(groups, change_cuts(change, *run))
+    assert cut_pairs <= 0.85 * even_pairs, (cut_pairs, even_pairs)  # measured: 48 vs 61
+
+
+@MORE_EXAMPLES
+@given(cases(), st.integers(0, 2**32 - 1))
+def test_changes_move_picks_inside_their_burst_only(case: Case, seed: int) -> None:
+    """Without clusters a burst is a run: with changes, every burst keeps its number of picks."""
+    rng = np.random.default_rng(seed)
+    change = rng.uniform(0, 2, case.n)
+    plain = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
+    cut = select_burst_aware(case.buckets, case.bursts, case.target, case.seed, change=change)
+    _check_positions(cut, case.n, case.target)
+    assert Counter(case.bursts[cut].tolist()) == Counter(case.bursts[plain].tolist())
+
+
+def test_a_cluster_of_merged_bursts_gives_its_picks_to_different_bursts() -> None:
+    """One found burst (one cluster) that holds three true ones, three picks: the
+    frame changes (computed from real colour means) steer the picks apart."""
+    lengths = [4, 14, 12]
+    truth = np.repeat(np.arange(3), lengths)
+    colour = np.array([[90.0, 100, 110], [150, 120, 90], [60, 160, 70]])[truth]
+    colour += np.random.default_rng(0).uniform(-4, 4, colour.shape)
+    change = frame_changes(np.zeros(30, int), np.zeros(30, np.uint64), colour)
+    one = np.zeros(30, dtype=np.int64)
+    plain = select_burst_aware(one, one, 3, seed=0, clusters=one)
+    cut = select_burst_aware(one, one, 3, seed=0, clusters=one, change=change)
+    assert _pairs(truth, plain) == 1  # an even spread: 4 and 14 are both in the second
+    assert _pairs(truth, cut) == 0

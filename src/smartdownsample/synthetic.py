@@ -1087,6 +1087,32 @@ def _into_window(t: dt.datetime, scene: str, rng: np.random.Generator) -> dt.dat
     return t + dt.timedelta(seconds=round(delay * 3600.0))
 
 
+def _scenes(
+    n_bursts: int, rare_fraction: float, night_fraction: float, rng: np.random.Generator
+) -> list[str]:
+    """The scene of every burst: the rare ones in turn, night IR, day; shuffled."""
+    n_rare = math.floor(rare_fraction * n_bursts + 0.5)
+    n_night = min(math.floor(night_fraction * n_bursts + 0.5), n_bursts - n_rare)
+    first_rare = int(rng.integers(len(RARE_SCENES)))
+    scenes = [RARE_SCENES[(first_rare + i) % len(RARE_SCENES)] for i in range(n_rare)]
+    scenes += ["night_ir"] * n_night + ["day"] * (n_bursts - n_rare - n_night)
+    return [scenes[i] for i in rng.permutation(n_bursts)]
+
+
+def _locations(n_bursts: int, n_locations: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """The location of every burst: each location one (if there are enough), the rest
+    at random locations of uneven activity."""
+    weights = rng.uniform(*LOCATION_WEIGHT_RANGE, n_locations)
+    n_first = min(n_bursts, n_locations)
+    locs: npt.NDArray[np.int64] = np.concatenate(
+        [
+            rng.permutation(n_locations)[:n_first],
+            rng.choice(n_locations, size=n_bursts - n_first, p=weights / weights.sum()),
+        ]
+    ).astype(np.int64)
+    return locs
+
+
 def _plan(
     n_images: int,
     kind: ImageKind,
@@ -1099,24 +1125,8 @@ def _plan(
     rng = np.random.default_rng([seed, _PLAN_STREAM])
     lengths = _burst_lengths(n_images, rng)
     n_bursts = len(lengths)
-
-    n_rare = math.floor(rare_fraction * n_bursts + 0.5)
-    n_night = min(math.floor(night_fraction * n_bursts + 0.5), n_bursts - n_rare)
-    first_rare = int(rng.integers(len(RARE_SCENES)))
-    scenes = [RARE_SCENES[(first_rare + i) % len(RARE_SCENES)] for i in range(n_rare)]
-    scenes += ["night_ir"] * n_night + ["day"] * (n_bursts - n_rare - n_night)
-    scenes = [scenes[i] for i in rng.permutation(n_bursts)]
-
-    # Every location gets a burst (if there are enough), the rest go to random locations of
-    # uneven activity.
-    weights = rng.uniform(*LOCATION_WEIGHT_RANGE, n_locations)
-    n_first = min(n_bursts, n_locations)
-    locs = np.concatenate(
-        [
-            rng.permutation(n_locations)[:n_first],
-            rng.choice(n_locations, size=n_bursts - n_first, p=weights / weights.sum()),
-        ]
-    )
+    scenes = _scenes(n_bursts, rare_fraction, night_fraction, rng)
+    locs = _locations(n_bursts, n_locations, rng)
     width = max(2, len(str(n_locations - 1)))
 
     raw: list[tuple[int, int, dt.datetime, int, str, str, int, bool]] = []
