@@ -51,7 +51,9 @@ bursts of a folder whose boundary still looks like a possible link (combined
 evidence up to :data:`CLUSTER_EVIDENCE`, looser than a link): the selection
 gives a cluster of bursts no more weight than one burst while picks are
 scarce (see :func:`.selection.select_burst_aware`), so a missed link costs at
-most a second pick once every cluster has one.
+most a second pick once every cluster has one. And where a cluster gets
+several picks, the selection cuts it where the sequence changes most
+(:func:`frame_changes`), so those picks go to different bursts.
 
 Thresholds were chosen on half of the robustness sweep of
 ``benchmarks/bench_quality.py --sweep`` (data seed 0 of every variant) and

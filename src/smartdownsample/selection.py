@@ -28,7 +28,11 @@ that order. Two strategies:
     cluster's picks beyond its first follow its frames, as a stride's would;
     and a found burst longer than the stride's step may be several merged
     (look-alike bursts, a long stay), so it may get a stride's share of picks
-    before every other burst has one.
+    before every other burst has one. Given how much each image differs from
+    the one before it (:func:`.bursts.frame_changes`), a cluster's several
+    picks are cut near an even stride's cuts where the sequence changes most
+    (:func:`change_cuts`), so that a burst the finder merged or split gives
+    its picks to different bursts.
 
 When ``target`` is smaller than the number of buckets, buckets are chosen by
 farthest-point traversal over their features: the largest bucket first, then
