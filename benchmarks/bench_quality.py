@@ -71,7 +71,7 @@ from numpy.typing import NDArray
 
 from smartdownsample.api import downsample
 from smartdownsample.buckets import bucket_ids
-from smartdownsample.bursts import find_bursts, find_clusters
+from smartdownsample.bursts import find_bursts, find_clusters, frame_changes
 from smartdownsample.features import DHASH64_SIZE, LUMA_SCALE, area_sums, luma
 from smartdownsample.loading import decode_file, thumbnail_side
 from smartdownsample.selection import (
@@ -119,6 +119,7 @@ class Prepared:
     buckets: IntArray
     bursts: IntArray  # as the pipeline finds them
     clusters: IntArray  # runs of bursts that may be one (the pipeline's find_clusters)
+    change: NDArray[np.float64]  # how much each image differs from the one before it
     pipeline_colour: bool  # whether the pipeline weighs the in-bucket stride by colour
     proposed_bursts: IntArray | None  # with the contrast feature, when the pipeline lacks it
     proposed_colour: bool  # the proposed selection weighs by colour
@@ -201,7 +202,17 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
     buckets = bucket_ids(feats).astype(np.int64)
     sizes = {"width": feats["width"], "height": feats["height"]}
     bursts = find_bursts(folders, dhash, mean_rgb, capture_time, contrast=contrast, **sizes)
-    clusters = find_clusters(folders, dhash, mean_rgb, bursts, capture_time=capture_time, **sizes)
+    change = frame_changes(
+        folders,
+        dhash,
+        mean_rgb,
+        width=sizes["width"],
+        height=sizes["height"],
+        capture_time=capture_time,
+    )
+    clusters = find_clusters(
+        folders, dhash, mean_rgb, bursts, capture_time=capture_time, change=change, **sizes
+    )
     check_selection = np.sort(position[np.flatnonzero(result.selected)])
     # Which variant does the pipeline run? (with or without the colour weighting)
     pipeline_colour = None
@@ -213,6 +224,7 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
             SELECTION_SEED,
             colour=mean_rgb if colour else None,
             clusters=clusters,
+            change=change,
         )
         if np.array_equal(picked, check_selection):
             pipeline_colour = colour
@@ -233,6 +245,7 @@ def prepare(root: Path, name: str, kind: str, n_workers: int, check_fraction: fl
         true_burst=ds.column("burst_id")[order].astype(np.int64),
         location=location_codes.astype(np.int64),
         clusters=clusters,
+        change=change,
         rare=ds.column("is_rare")[order],
         dhash=dhash,
         mean_rgb=mean_rgb,
@@ -310,7 +323,13 @@ def method_burst(data: Prepared, target: int, seed: int) -> IntArray:
     """strategy="burst" exactly as :func:`smartdownsample.downsample` runs it now."""
     colour = data.mean_rgb if data.pipeline_colour else None
     return select_burst_aware(
-        data.buckets, data.bursts, target, seed, colour=colour, clusters=data.clusters
+        data.buckets,
+        data.bursts,
+        target,
+        seed,
+        colour=colour,
+        clusters=data.clusters,
+        change=data.change,
     )
 
 
@@ -551,6 +570,14 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
     )
     timings["find_bursts"] = time.perf_counter() - started
     started = time.perf_counter()
+    change = frame_changes(
+        rows["folder"],
+        rows["dhash"],
+        rows["mean_rgb"],
+        width=rows["width"],
+        height=rows["height"],
+        capture_time=rows["capture_time"],
+    )
     clusters = find_clusters(
         rows["folder"],
         rows["dhash"],
@@ -559,11 +586,18 @@ def time_selection(decode_per_image: float | None) -> dict[str, float]:
         width=rows["width"],
         height=rows["height"],
         capture_time=rows["capture_time"],
+        change=change,
     )
     timings["find_clusters"] = time.perf_counter() - started
     started = time.perf_counter()
     picked = select_burst_aware(
-        rows["buckets"], bursts, target, SELECTION_SEED, colour=rows["mean_rgb"], clusters=clusters
+        rows["buckets"],
+        bursts,
+        target,
+        SELECTION_SEED,
+        colour=rows["mean_rgb"],
+        clusters=clusters,
+        change=change,
     )
     timings["select_burst_aware"] = time.perf_counter() - started
     assert len(picked) == target
