@@ -490,6 +490,12 @@ def test_change_cuts_give_each_run_its_picks_spread_over_it(
     np.testing.assert_array_equal(positions, change_cuts(change, starts, ends, picks, prefer))
 
 
+def test_change_cuts_with_no_picks_give_none() -> None:
+    one = (np.array([0.0]), np.array([0]), np.array([1]), np.array([0]))
+    assert change_cuts(*one).tolist() == []
+    assert change_cuts(*one, prefer=np.zeros(1)).tolist() == []  # found by hypothesis in CI
+
+
 def test_change_cuts_without_changes_are_a_stride() -> None:
     for size, picks in ((10, 2), (20, 3), (37, 5), (100, 7)):
         positions = change_cuts(np.zeros(size), np.array([0]), np.array([size]), np.array([picks]))

@@ -722,7 +722,7 @@ def change_cuts(
     bounds = np.sort(np.r_[run_start[picks > 0], chosen])
     ends = np.sort(np.r_[run_end[picks > 0], chosen])
     middle: IntArray = np.clip((bounds + ends - 1) // 2, bounds, ends - 1)
-    if prefer is None:
+    if prefer is None or len(middle) == 0:
         return middle
     # The piece's image of highest preference, the nearest its middle among equals.
     width = ends - bounds
