@@ -194,7 +194,7 @@ def method_no_evidence(data: SweepData, target: int, seed: int) -> IntArray:
 
 
 def method_no_recut(data: SweepData, target: int, seed: int) -> IntArray:
-    """Ablation: a cluster's several picks spread evenly, not cut at its largest changes."""
+    """Ablation: a cluster's few picks go to bursts spread over its frames, not cut at changes."""
     return select(data, target, seed, evidence=True, clusters=True, recut=False)
 
 

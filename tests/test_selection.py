@@ -519,8 +519,8 @@ def _pairs(groups: np.ndarray, picked: np.ndarray) -> int:
 
 
 def test_cutting_at_changes_picks_fewer_pairs_than_an_even_spread() -> None:
-    """Runs of true bursts the finder merged into one: cut at changes, the picks of a
-    run land in fewer same-burst pairs than an even spread over its frames."""
+    """Runs holding several true bursts (a cluster): cut at changes, the picks of a run
+    land in fewer same-burst pairs than an even spread over its frames."""
     rng = np.random.default_rng(7)
     even_pairs = cut_pairs = 0
     for _ in range(300):
@@ -538,26 +538,48 @@ def test_cutting_at_changes_picks_fewer_pairs_than_an_even_spread() -> None:
 
 @MORE_EXAMPLES
 @given(cases(), st.integers(0, 2**32 - 1))
-def test_changes_move_picks_inside_their_burst_only(case: Case, seed: int) -> None:
-    """Without clusters a burst is a run: with changes, every burst keeps its number of picks."""
+def test_changes_move_picks_only_inside_clusters_with_few(case: Case, seed: int) -> None:
+    """With clusters and changes: exact, and every cluster keeps its number of picks;
+    a cluster with more picks than bursts keeps the very same picks."""
     rng = np.random.default_rng(seed)
+    starts = np.r_[True, case.bursts[1:] != case.bursts[:-1]]
+    clusters = np.cumsum(starts & (rng.random(case.n) < 0.4))
+    clusters = clusters - clusters[0] if case.n else clusters
     change = rng.uniform(0, 2, case.n)
-    plain = select_burst_aware(case.buckets, case.bursts, case.target, case.seed)
-    cut = select_burst_aware(case.buckets, case.bursts, case.target, case.seed, change=change)
+    args = (case.buckets, case.bursts, case.target, case.seed)
+    plain = select_burst_aware(*args, clusters=clusters)
+    cut = select_burst_aware(*args, clusters=clusters, change=change)
     _check_positions(cut, case.n, case.target)
-    assert Counter(case.bursts[cut].tolist()) == Counter(case.bursts[plain].tolist())
+    assert Counter(clusters[cut].tolist()) == Counter(clusters[plain].tolist())
+    for cluster in set(clusters[plain].tolist()):
+        here = clusters == cluster
+        if here[plain].sum() > len(set(case.bursts[here].tolist())):
+            np.testing.assert_array_equal(plain[here[plain]], cut[here[cut]])
 
 
-def test_a_cluster_of_merged_bursts_gives_its_picks_to_different_bursts() -> None:
-    """One found burst (one cluster) that holds three true ones, three picks: the
-    frame changes (computed from real colour means) steer the picks apart."""
-    lengths = [4, 14, 12]
-    truth = np.repeat(np.arange(3), lengths)
-    colour = np.array([[90.0, 100, 110], [150, 120, 90], [60, 160, 70]])[truth]
-    colour += np.random.default_rng(0).uniform(-4, 4, colour.shape)
-    change = frame_changes(np.zeros(30, int), np.zeros(30, np.uint64), colour)
-    one = np.zeros(30, dtype=np.int64)
-    plain = select_burst_aware(one, one, 3, seed=0, clusters=one)
-    cut = select_burst_aware(one, one, 3, seed=0, clusters=one, change=change)
-    assert _pairs(truth, plain) == 1  # an even spread: 4 and 14 are both in the second
+def test_a_cluster_of_split_bursts_gives_its_picks_to_different_bursts() -> None:
+    """A true burst of 4 frames, then one of 13 the finder split in two (8 + 5): one
+    cluster of three found bursts, two picks. The frame changes (from real colour
+    means) steer the picks to both true bursts; spread over the frames, both land in
+    the second."""
+    truth = np.repeat([0, 1], [4, 13])
+    found = np.repeat([0, 1, 2], [4, 8, 5])
+    colour = np.array([[90.0, 100, 110], [150, 120, 90]])[truth]
+    colour += np.random.default_rng(1).uniform(-4, 4, colour.shape)
+    change = frame_changes(np.zeros(17, int), np.zeros(17, np.uint64), colour)
+    one = np.zeros(17, dtype=np.int64)
+    plain = select_burst_aware(one, found, 2, seed=0, clusters=one)
+    cut = select_burst_aware(one, found, 2, seed=0, clusters=one, change=change)
+    assert _pairs(truth, plain) == 1
     assert _pairs(truth, cut) == 0
+
+
+def test_a_cluster_with_more_picks_than_bursts_keeps_each_bursts_share() -> None:
+    """Beyond one pick per burst, every burst has its share: changes do not move picks."""
+    found = np.repeat([0, 1], [10, 10])
+    one = np.zeros(20, dtype=np.int64)
+    change = np.zeros(20)
+    change[3] = 9.0
+    plain = select_burst_aware(one, found, 4, seed=0, clusters=one)
+    cut = select_burst_aware(one, found, 4, seed=0, clusters=one, change=change)
+    np.testing.assert_array_equal(plain, cut)
