@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import os
 import re
@@ -502,6 +503,27 @@ def test_a_json_array_is_a_list_of_paths_not_detector_output(
         assert str(listed) in line and "array of image paths" in line and "detector" in line
     code, _, err = run(capsys, "balance", listed, "--max-per-class", "2", *QUIET)
     assert code == 2 and "detector .json" in one_error_line(err)
+
+
+def test_a_text_list_or_pipe_holding_a_json_array_selects_from_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    data: CameraTrapSet,
+) -> None:
+    """The array written to a .txt file, or piped in: the paths, not one path of it all."""
+    frames = sorted(str(p) for p in Path(data.root).rglob("*") if is_image_name(p.name))[:6]
+    listed = tmp_path / "picked.txt"
+    listed.write_text(json.dumps(frames), encoding="utf-8")
+    out = tmp_path / "kept.txt"
+    code, _, err = run(capsys, "select", listed, "--target", "3", "--out", out, *QUIET)
+    assert code == 0, err
+    assert set(out.read_text(encoding="utf-8").splitlines()) <= set(frames)
+    piped = io.TextIOWrapper(io.BytesIO(json.dumps(frames).encode()), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", piped)
+    code, _, err = run(capsys, "select", "-", "--target", "3", "--out", tmp_path / "k2.txt", *QUIET)
+    assert code == 0, err
+    assert (tmp_path / "k2.txt").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
 def test_help_shows_detector_examples(capsys: pytest.CaptureFixture[str]) -> None:

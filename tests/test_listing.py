@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -162,6 +165,41 @@ def test_json_that_is_not_an_array_of_paths_names_file_and_fix(
     bad.write_text(content, encoding="utf-8")
     with pytest.raises(InvalidArgumentError, match=rf"mine\.json.*{says}.*JSON array of image"):
         read_json_list(bad)
+
+
+def test_a_list_file_holding_a_json_array_is_read_as_paths(tmp_path: Path) -> None:
+    """json.dump(paths, open("list.txt", "w")): the array, not one path of 1,000 characters."""
+    listed = tmp_path / "lists" / "picked.txt"
+    listed.parent.mkdir()
+    listed.write_text(json.dumps(["cam 1/a.jpg", "/data/b.jpg"]) + "\n", encoding="utf-8")
+    assert read_list_file(listed) == [str(tmp_path / "lists" / "cam 1" / "a.jpg"), "/data/b.jpg"]
+    not_json = tmp_path / "lines.txt"  # a first name that starts with "[" is still a line
+    not_json.write_text("[2019] cam/a.jpg\nb.jpg\n", encoding="utf-8")
+    assert _rel(read_list_file(not_json), tmp_path) == ["[2019] cam/a.jpg", "b.jpg"]
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_standard_input_holding_a_json_array_is_read_as_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = _image(tmp_path / "a.jpg"), _image(tmp_path / "b.jpg")
+    _stdin(monkeypatch, json.dumps([str(first), str(second)]).encode())
+    assert read_list_file("-") == [str(first), str(second)]
+
+
+def test_standard_input_holding_detector_output_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _stdin(monkeypatch, json.dumps({"images": [{"file": "a.jpg", "detections": []}]}).encode())
+    with pytest.raises(InvalidArgumentError) as caught:
+        read_list_file("-")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "standard input holds a JSON object" in message
+    assert "give that file as SOURCE" in message
 
 
 def test_list_sources_mixes_kinds_and_drops_duplicates(tmp_path: Path) -> None:

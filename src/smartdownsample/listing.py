@@ -347,16 +347,19 @@ def read_list_file(path: str | os.PathLike[str], *, null: bool = False) -> list[
     Lines are split on ``\\n`` only (one trailing ``\\r`` is dropped), so names
     holding other line-breaking characters (``\\x0b``, ``\\x85``, U+2028)
     survive; spaces and tabs around a line are removed; blank lines and lines
-    starting with ``#`` are ignored. NUL-separated entries (``find -print0``)
-    are taken exactly. Relative paths are relative to the file's folder (to
-    the current folder for ``"-"``, standard input, and pipes). Bytes that
-    are not UTF-8 are taken as raw file-name bytes when such a file exists.
+    starting with ``#`` are ignored. Text that is all one JSON array of
+    strings (``json.dump(paths, f)``) is read as that array. NUL-separated
+    entries (``find -print0``) are taken exactly. Relative paths are relative
+    to the file's folder (to the current folder for ``"-"``, standard input,
+    and pipes). Bytes that are not UTF-8 are taken as raw file-name bytes when
+    such a file exists.
 
     Raises
     ------
     InvalidArgumentError
-        If the text holds NUL bytes without ``null``, or a line that is not
-        UTF-8 names no file.
+        If the text holds NUL bytes without ``null``, a line that is not
+        UTF-8 names no file, or the text is a JSON object (detector output
+        is read from a file, not from a list).
 
     Examples
     --------
@@ -372,6 +375,15 @@ def read_list_file(path: str | os.PathLike[str], *, null: bool = False) -> list[
     name = os.fspath(path)
     base = _base_folder(name)
     text = _read_text(name)
+    parsed = None if null else _parsed_json(text)
+    if isinstance(parsed, list):  # json.dump(paths, f), whatever the file's name
+        return _json_paths(parsed, base, name)
+    if isinstance(parsed, dict):
+        where = "standard input" if name == STDIN_SOURCE else f"list file {name!r}"
+        raise InvalidArgumentError(
+            f"{where} holds a JSON object (detector output?), not image paths; save it to a "
+            "file and give that file as SOURCE (MegaDetector results or COCO Camera Traps)"
+        )
     if not null and NUL in text:
         raise InvalidArgumentError(
             f"list file {name!r} holds NUL bytes: for NUL-separated paths (find -print0) pass "
@@ -456,30 +468,47 @@ def read_json_list(path: str | os.PathLike[str]) -> list[str]:
     ['cam1/a.jpg', 'cam2/b.jpg']
     """
     name = os.fspath(path)
-    base = _base_folder(name)
-    fix = (
-        "give a JSON array of image paths, a text file with one path a line, or a CSV file "
-        "(detector output is a JSON object: MegaDetector results or COCO Camera Traps)"
-    )
     try:
         data = json.loads(_read_text(name))
     except (ValueError, RecursionError) as exc:
         reason = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
-        raise InvalidArgumentError(f"{name!r} is not valid JSON ({reason}); {fix}") from None
+        raise InvalidArgumentError(f"{name!r} is not valid JSON ({reason}); {_JSON_FIX}") from None
     if not isinstance(data, list):
         raise InvalidArgumentError(
-            f"JSON file {name!r} holds a {type(data).__name__}, not an array of paths; {fix}"
+            f"JSON file {name!r} holds a {type(data).__name__}, not an array of paths; {_JSON_FIX}"
         )
+    return _json_paths(data, _base_folder(name), name)
+
+
+_JSON_FIX = (
+    "give a JSON array of image paths, a text file with one path a line, or a CSV file "
+    "(detector output is a JSON object: MegaDetector results or COCO Camera Traps)"
+)
+
+
+def _json_paths(data: list[object], base: str, name: str) -> list[str]:
+    """The paths of a parsed JSON array: strings, resolved against ``base``."""
     paths: list[str] = []
     for index, value in enumerate(data):
         if not isinstance(value, str) or NUL in value:
             shown = repr(value)[:80]
             raise InvalidArgumentError(
-                f"JSON file {name!r}: entry {index} is {shown}, not a path; {fix}"
+                f"JSON file {name!r}: entry {index} is {shown}, not a path; {_JSON_FIX}"
             )
         if value.strip():
             paths.append(_checked(value.strip(), base, name, index + 1))
     return paths
+
+
+def _parsed_json(text: str) -> object | None:
+    """``text`` parsed, if all of it is a JSON array or object; else None."""
+    if not text.lstrip(" \t\r\n").startswith(("[", "{")):
+        return None
+    try:
+        data: object = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, (list, dict)) else None
 
 
 @dataclass
