@@ -455,6 +455,17 @@ def test_colour_must_be_one_rgb_mean_per_image() -> None:
         select_burst_aware(np.zeros(4, int), np.arange(4), 2, 0, colour=np.zeros((3, 3)))
 
 
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("clusters", np.zeros(3, int)), ("change", np.zeros(5)), ("colour", np.zeros((4, 2)))],
+)
+def test_per_image_arguments_are_checked_even_for_no_picks(argument: str, value: object) -> None:
+    """A misaligned array is a caller's bug: named at once, whatever the target."""
+    for target in (0, 2):
+        with pytest.raises(ValueError, match=rf"{argument} must have .* shape \(4"):
+            select_burst_aware(np.zeros(4, int), np.arange(4), target, 0, **{argument: value})
+
+
 def test_rarity_weights_and_weighted_stride() -> None:
     typical = [[100.0, 100.0, 100.0]] * 6
     weights = rarity_weights(np.array([*typical, [250.0, 250.0, 250.0]]))

@@ -43,6 +43,7 @@ then lower id). One image is taken from each chosen bucket.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -855,14 +856,91 @@ def select_burst_aware(
     >>> select_burst_aware(np.zeros(12, int), six, 4, seed=2, clusters=five).tolist()
     [0, 4, 6, 10]
     """
-    if homes is None:
-        homes = home_buckets(bucket_of, burst_of if clusters is None else clusters)
-    homes = np.asarray(homes, dtype=np.int64)
     bursts: IntArray = np.asarray(burst_of, dtype=np.int64)
-    count = len(homes)
+    count = len(bursts)
+    labels = _per_image(clusters, count, "clusters", "one label per image", np.int64)
+    colours = _per_image(colour, count, "colour", "one RGB mean per image", np.float64, 3)
+    changes = _per_image(change, count, "change", "one value per image", np.float64)
+    if homes is None:
+        homes = home_buckets(bucket_of, bursts if labels is None else labels)
+    home: IntArray = np.asarray(homes, dtype=np.int64)
     if count == 0 or target <= 0:
         return np.zeros(0, dtype=np.int64)
-    # Group by bucket, then burst, then natural position.
+    grouped = _group_units(home, bursts, labels)
+    # A burst the finder found (clusters given) may be several merged (a run of
+    # look-alike bursts, or a long stay): beyond one pick per burst, no run gets fewer
+    # picks than a stride over the whole set would take from it. Exact units (detector
+    # sequences) get one pick each before any gets a second.
+    capacity = np.ones(len(grouped.unit_size), dtype=np.int64)
+    if labels is not None:
+        capacity = np.maximum(1, grouped.unit_size * min(target, count) // count)
+    room = np.add.reduceat(capacity, grouped.first_unit).astype(np.int64)
+    quotas = _unit_quotas(
+        grouped.sizes, grouped.units, target, grouped.keys, weight_power, grouped.groups, room
+    )
+    unit_weight = _unit_rarity(grouped, colours)
+    shares = _unit_shares(
+        grouped, quotas, bucket_offsets(grouped.keys, seed), unit_weight, capacity, room,
+        clustered=labels is not None,
+    )  # fmt: skip
+    unit_index, offset_in_unit = _spread_in_units(grouped.unit_size, shares)
+    picked = np.sort(grouped.order[grouped.unit_start[unit_index] + offset_in_unit])
+    if changes is not None and labels is not None:
+        frame_weight = None
+        if colours is not None:  # in a piece, a burst of unusual colour for its bucket first
+            frame_weight = np.empty(count, dtype=np.float64)
+            frame_weight[grouped.order] = np.repeat(unit_weight, grouped.unit_size)
+        picked = _recut_clusters(picked, labels, bursts, changes, frame_weight)
+    return picked
+
+
+def _per_image(
+    values: NDArray[Any] | None,
+    count: int,
+    name: str,
+    what: str,
+    dtype: type[np.generic],
+    width: int | None = None,
+) -> NDArray[Any] | None:
+    """``values`` as an array of ``dtype``, checked to hold one entry (of ``width``) per image."""
+    if values is None:
+        return None
+    array = np.asarray(values, dtype=dtype)
+    shape = (count,) if width is None else (count, width)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have {what}, shape {shape}; got {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Images grouped by home bucket, then burst (a *unit*), then natural position."""
+
+    order: IntArray
+    """Image at each grouped position."""
+    unit_start: IntArray
+    """Grouped position where each unit starts."""
+    unit_size: IntArray
+    unit_home: IntArray
+    keys: IntArray
+    """Home buckets present, ascending."""
+    first_unit: IntArray
+    """First unit of each bucket."""
+    units: IntArray
+    """Units in each bucket."""
+    sizes: IntArray
+    """Images in each bucket."""
+    middles: IntArray
+    """The image in the middle of each unit."""
+    group_first: NDArray[np.bool_]
+    """Whether each unit starts a cluster (inside its bucket)."""
+    groups: IntArray
+    """Clusters in each bucket."""
+
+
+def _group_units(homes: IntArray, bursts: IntArray, clusters: IntArray | None) -> _Grouped:
+    """Stage 1 of :func:`select_burst_aware`: units, buckets and clusters, grouped."""
+    count = len(homes)
     order = np.lexsort((np.arange(count), bursts, homes))
     grouped_home = homes[order]
     grouped_burst = bursts[order]
@@ -874,90 +952,82 @@ def select_burst_aware(
     unit_size = np.diff(np.r_[unit_start, count]).astype(np.int64)
     unit_home = grouped_home[unit_start]
     keys, first_unit, units = np.unique(unit_home, return_index=True, return_counts=True)
-    sizes = np.bincount(np.searchsorted(keys, grouped_home), minlength=len(keys)).astype(np.int64)
+    sizes = np.bincount(np.searchsorted(keys, grouped_home), minlength=len(keys))
     middles = order[unit_start + (unit_size - 1) // 2]
     # Cluster of every unit: its units are consecutive inside its (one) home bucket.
-    unit_group = np.arange(len(unit_start), dtype=np.int64)
-    if clusters is not None:
-        labels = np.asarray(clusters, dtype=np.int64)
-        if labels.shape != (count,):
-            raise ValueError(
-                f"clusters must have one label per image ({count}); got {labels.shape}"
-            )
-        unit_group = labels[middles]
+    unit_group = (
+        np.arange(len(unit_start), dtype=np.int64) if clusters is None else clusters[middles]
+    )
     group_first = np.r_[
         True,
         (unit_group[1:] != unit_group[:-1]) | (unit_home[1:] != unit_home[:-1]),
     ]
-    groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys)).astype(
-        np.int64
+    groups = np.bincount(np.searchsorted(keys, unit_home[group_first]), minlength=len(keys))
+    return _Grouped(
+        order=order.astype(np.int64),
+        unit_start=unit_start.astype(np.int64),
+        unit_size=unit_size,
+        unit_home=unit_home,
+        keys=keys.astype(np.int64),
+        first_unit=first_unit.astype(np.int64),
+        units=units.astype(np.int64),
+        sizes=sizes.astype(np.int64),
+        middles=middles.astype(np.int64),
+        group_first=group_first,
+        groups=groups.astype(np.int64),
     )
-    # A burst the finder found (clusters given) may be several merged (a run of
-    # look-alike bursts, or a long stay): beyond one pick per burst, no run gets fewer
-    # picks than a stride over the whole set would take from it. Exact units (detector
-    # sequences) get one pick each before any gets a second.
-    capacity = np.ones(len(unit_size), dtype=np.int64)
-    if clusters is not None:
-        capacity = np.maximum(1, unit_size * min(target, count) // count).astype(np.int64)
-    room = np.add.reduceat(capacity, first_unit).astype(np.int64)
-    quotas = _unit_quotas(
-        sizes, units.astype(np.int64), target, keys.astype(np.int64), weight_power, groups, room
-    )
-    offsets = bucket_offsets(keys.astype(np.int64), seed)
-    shares = np.zeros(len(unit_start), dtype=np.int64)
-    unit_weight = np.ones(len(unit_start), dtype=np.float64)
-    if colour is not None:
-        colours = np.asarray(colour, dtype=np.float64)
-        if colours.shape != (count, 3):
-            raise ValueError(
-                f"colour must be one RGB mean per image, shape ({count}, 3); got {colours.shape}"
-            )
-        for index in range(len(keys)):
-            lo = int(first_unit[index])
-            hi = lo + int(units[index])
-            unit_weight[lo:hi] = rarity_weights(colours[middles[lo:hi]])
-    if target < len(keys):
-        spread = _spread_singles(middles, first_unit, units, sizes, keys, quotas, offsets)
+
+
+def _unit_rarity(grouped: _Grouped, colours: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """Stage 2: each unit's :func:`rarity_weights` among its bucket's units (1 without colours)."""
+    weight = np.ones(len(grouped.unit_start), dtype=np.float64)
+    if colours is None:
+        return weight
+    for lo, n_units in zip(grouped.first_unit.tolist(), grouped.units.tolist(), strict=True):
+        weight[lo : lo + n_units] = rarity_weights(colours[grouped.middles[lo : lo + n_units]])
+    return weight
+
+
+def _unit_shares(
+    grouped: _Grouped,
+    quotas: IntArray,
+    offsets: NDArray[np.float64],
+    unit_weight: NDArray[np.float64],
+    capacity: IntArray,
+    room: IntArray,
+    *,
+    clustered: bool,
+) -> IntArray:
+    """Stage 3: how many picks each unit gives, from its bucket's quota."""
+    shares = np.zeros(len(grouped.unit_start), dtype=np.int64)
+    if quotas.sum() < len(grouped.keys):  # fewer picks than buckets: one each, spread
+        spread = _spread_singles(
+            grouped.middles, grouped.first_unit, grouped.units, grouped.sizes, grouped.keys,
+            quotas, offsets,
+        )  # fmt: skip
         shares[spread] = 1
-        quotas = np.zeros_like(quotas)
-    group_start = np.flatnonzero(group_first)
-    for index, quota in enumerate(quotas):
-        if quota == 0:
-            continue
-        lo = int(first_unit[index])
-        hi = lo + int(units[index])
-        if quota <= groups[index]:
-            starts = group_start[
-                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
-            ]
-            chosen = _one_unit_per_group(starts, hi, unit_weight, int(quota), float(offsets[index]))
+        return shares
+    group_start = np.flatnonzero(grouped.group_first)
+    unit_size = grouped.unit_size
+    for index, quota in enumerate(quotas.tolist()):
+        lo = int(grouped.first_unit[index])
+        hi = lo + int(grouped.units[index])
+        starts = group_start[np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)]
+        if quota <= grouped.groups[index]:
+            chosen = _one_unit_per_group(starts, hi, unit_weight, quota, float(offsets[index]))
             shares[chosen] = 1
-        elif clusters is not None and quota <= units[index]:
-            starts = group_start[
-                np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)
-            ]
-            shares[_spread_over_groups(starts, hi, unit_size, int(quota), unit_weight)] = 1
-        elif quota <= units[index]:
+        elif clustered and quota <= hi - lo:
+            shares[_spread_over_groups(starts, hi, unit_size, quota, unit_weight)] = 1
+        elif quota <= hi - lo:
             weights = unit_weight[lo:hi]
-            shares[lo + weighted_stride_positions(weights, int(quota), offsets[index])] = 1
+            shares[lo + weighted_stride_positions(weights, quota, offsets[index])] = 1
         else:  # every burst its stride's share first, then the rest by frames
             sizes_here, within = unit_size[lo:hi], capacity[lo:hi] - 1
             if quota <= room[index]:
-                extra = proportional_shares(sizes_here, int(quota) - (hi - lo), within)
+                extra = proportional_shares(sizes_here, quota - (hi - lo), within)
             else:
                 extra = proportional_shares(
-                    sizes_here, int(quota) - (hi - lo), sizes_here - 1, floors=within
+                    sizes_here, quota - (hi - lo), sizes_here - 1, floors=within
                 )
             shares[lo:hi] = 1 + extra
-    unit_index, offset_in_unit = _spread_in_units(unit_size, shares)
-    picked = np.sort(order[unit_start[unit_index] + offset_in_unit])
-    if change is not None and clusters is not None:
-        values = np.asarray(change, dtype=np.float64)
-        if values.shape != (count,):
-            raise ValueError(f"change must have one value per image ({count}); got {values.shape}")
-        frame_weight = None
-        if colour is not None:  # in a piece, a burst of unusual colour for its bucket first
-            frame_weight = np.empty(count, dtype=np.float64)
-            frame_weight[order] = np.repeat(unit_weight, unit_size)
-        picked = _recut_clusters(picked, clusters, bursts, values, frame_weight)
-    return picked
+    return shares
