@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from images import Sample, write_catalogue, write_unreadable
+from smartdownsample.cli import CACHE_ENV
 from smartdownsample.synthetic import SyntheticDataset, make_dataset
 
 settings.register_profile(
@@ -45,3 +46,26 @@ def unreadable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
     """A small synthetic camera-trap data set (crops, bursts, night IR, rare scenes)."""
     return make_dataset(tmp_path_factory.mktemp("synthetic"), DATASET_SIZE, seed=7)
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The command line's feature cache in the test's own folder, never the user's real one
+    (modules use it with ``pytestmark = pytest.mark.usefixtures("private_cache")``)."""
+    path = tmp_path / "user-cache"
+    monkeypatch.setenv(CACHE_ENV, str(path))
+    return path
+
+
+PHOTOS = 60
+"""Images in :func:`photos`."""
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photos/<location>/<deployment>/IMG_<n>.JPG, in a path with a space; tests only read it
+    (the copy-safety and journal tests check that nothing in it changes). A module may
+    override it with a set of its own size (``test_cli.py``)."""
+    root = tmp_path_factory.mktemp("photo set") / "deer"
+    make_dataset(root, PHOTOS, seed=5, n_locations=3)
+    return root

@@ -32,15 +32,13 @@ FAST = ["--no-progress", "--no-cache", "--workers", "2"]
 # ---------------------------------------------------------------- helpers and fixtures
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never touch the user's real cache folder."""
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user-cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A synthetic camera-trap folder: photos/<location>/<deployment>/IMG_<n>.JPG."""
+    """A synthetic camera-trap folder: photos/<location>/<deployment>/IMG_<n>.JPG (this
+    module's own size, in place of conftest's 60-image set)."""
     root = tmp_path_factory.mktemp("photos") / "deer"
     make_dataset(root, N_IMAGES, seed=3)
     return root

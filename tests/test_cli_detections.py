@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from detections import CameraTrapSet, make_camera_trap_set
-from smartdownsample.cli import CACHE_ENV, main
+from smartdownsample.cli import main
 from smartdownsample.formats import crop_file_name, crop_item, read_coco, read_megadetector
 from smartdownsample.listing import is_image_name
 from smartdownsample.outputs import RECORD_NAME, TEMP_PREFIX
@@ -39,9 +39,7 @@ CROP_TOLERANCE = 3.0
 the crop is saved as JPEG (quality 95), which changes pixels a little."""
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user-cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

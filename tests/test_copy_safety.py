@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from folders import Snapshot, relative_selection, snapshot, temporaries
-from smartdownsample.cli import CACHE_ENV, main
+from smartdownsample.cli import main
 from smartdownsample.outputs import (
     LOCK_NAME,
     RECORD_NAME,
@@ -35,24 +35,12 @@ from smartdownsample.outputs import (
     export_tree,
 )
 from smartdownsample.result import SelectionResult
-from smartdownsample.synthetic import make_dataset
 
-N_IMAGES = 60
 FAST = ["--no-progress", "--no-cache", "--workers", "1"]
 RUN_TIMEOUT = 120.0
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user-cache"))
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """photos/<location>/<deployment>/IMG_<n>.JPG, in a path with a space."""
-    root = tmp_path_factory.mktemp("photo set") / "deer"
-    make_dataset(root, N_IMAGES, seed=5, n_locations=3)
-    return root
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import pytest
 from faults.fault_injection import worker_pythonpath
 from faults.stop_at import ENV, spec
 from folders import relative_selection, snapshot, temporaries
-from smartdownsample.cli import CACHE_ENV, main
+from smartdownsample.cli import main
 from smartdownsample.outputs import (
     LOCK_NAME,
     RECORD_NAME,
@@ -41,12 +41,13 @@ from smartdownsample.outputs import (
     atomic_file,
     check_output_file,
 )
-from smartdownsample.synthetic import make_dataset
 from unprivileged import cli_unprivileged
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+    pytest.mark.usefixtures("private_cache"),
+]
 
-N_IMAGES = 60
 FAST = ["--no-progress", "--no-cache", "--workers", "1"]
 RUN_TIMEOUT = 120.0
 
@@ -55,19 +56,6 @@ MOVED_ASIDE = spec("after", "replace", "*.old", 2, "KILL")
 
 COMMITTED = spec("before", "unlink", "*.old", 1, "KILL")
 """Killed just before the first replaced file is deleted: every new file is in place."""
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user-cache"))
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """photos/<location>/<deployment>/IMG_<n>.JPG, in a path with a space."""
-    root = tmp_path_factory.mktemp("photo set") / "deer"
-    make_dataset(root, N_IMAGES, seed=5, n_locations=3)
-    return root
 
 
 def _argv(args: Sequence[object]) -> list[str]:

@@ -38,9 +38,7 @@ NOT_UTF8 = os.fsdecode(b"caf\xe9.jpg")
 """A Latin-1 file name, as Python gives it (surrogate escape for the byte 0xE9)."""
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "user-cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _image(path: Path | str, index: int = 0) -> str:
