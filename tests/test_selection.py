@@ -16,6 +16,7 @@ from smartdownsample.selection import (
     change_cuts,
     home_buckets,
     proportional_shares,
+    scene_of,
     select_burst_aware,
     select_by_buckets,
     spread_buckets,
@@ -540,7 +541,7 @@ def test_cutting_at_changes_picks_fewer_pairs_than_an_even_spread() -> None:
 @given(cases(), st.integers(0, 2**32 - 1))
 def test_changes_move_picks_only_inside_clusters_with_few(case: Case, seed: int) -> None:
     """With clusters and changes: exact, and every cluster keeps its number of picks;
-    a cluster with more picks than bursts keeps the very same picks."""
+    a cluster of several bursts with more picks than bursts keeps the very same picks."""
     rng = np.random.default_rng(seed)
     starts = np.r_[True, case.bursts[1:] != case.bursts[:-1]]
     clusters = np.cumsum(starts & (rng.random(case.n) < 0.4))
@@ -553,7 +554,7 @@ def test_changes_move_picks_only_inside_clusters_with_few(case: Case, seed: int)
     assert Counter(clusters[cut].tolist()) == Counter(clusters[plain].tolist())
     for cluster in set(clusters[plain].tolist()):
         here = clusters == cluster
-        if here[plain].sum() > len(set(case.bursts[here].tolist())):
+        if here[plain].sum() > len(set(case.bursts[here].tolist())) > 1:
             np.testing.assert_array_equal(plain[here[plain]], cut[here[cut]])
 
 
@@ -583,3 +584,60 @@ def test_a_cluster_with_more_picks_than_bursts_keeps_each_bursts_share() -> None
     plain = select_burst_aware(one, found, 4, seed=0, clusters=one)
     cut = select_burst_aware(one, found, 4, seed=0, clusters=one, change=change)
     np.testing.assert_array_equal(plain, cut)
+
+
+def test_one_found_burst_that_merged_several_is_cut_where_it_changes() -> None:
+    """The finder merged five true bursts (6, 10, 9, 12 and 3 frames) into one: its
+    four picks, cut where the colour jumps, go to four different true bursts; spread
+    evenly over the frames, two land in the fourth."""
+    truth = np.repeat(np.arange(5), [6, 10, 9, 12, 3])
+    means = np.array(
+        [[90.0, 100, 110], [120, 110, 90], [80, 120, 100], [110, 90, 120], [95, 95, 80]]
+    )
+    colour = means[truth] + np.random.default_rng(3).uniform(-2, 2, (40, 3))
+    change = frame_changes(np.zeros(40, int), np.zeros(40, np.uint64), colour)
+    one = np.zeros(40, dtype=np.int64)
+    plain = select_burst_aware(one, one, 4, seed=0, clusters=one)
+    cut = select_burst_aware(one, one, 4, seed=0, clusters=one, change=change)
+    assert _pairs(truth, plain) == 1
+    assert _pairs(truth, cut) == 0
+
+
+GREY_KEYS = (0b0000000, 0b0000100, 0b0100000, 0b0100100)  # night IR (grey): light, dark
+COLOUR_KEYS = tuple(  # day colour: every theme, light and dark, two structures
+    0b1000 | dark << 2 | theme | structure << 5
+    for dark in (0, 1)
+    for theme in range(4)
+    for structure in (0, 1)
+)
+
+
+@pytest.mark.parametrize("target", [8, 40])
+def test_night_images_in_few_buckets_get_their_scenes_share(target: int) -> None:
+    """Half the images are grey (night IR) in 4 buckets, half colour in 16: grey
+    images have no theme, so they fall into fewer buckets. The picks are shared
+    between the two scenes first (equal halves get equal shares), so the night
+    half is not starved because its images look alike to the bucket key."""
+    grey = np.repeat(GREY_KEYS, 50)
+    colour = np.repeat(COLOUR_KEYS, 200 // len(COLOUR_KEYS) + 1)[:200]
+    order = np.random.default_rng(0).permutation(400)
+    buckets = np.r_[grey, colour][order]
+    bursts = np.arange(400)
+    picked = select_burst_aware(buckets, bursts, target, seed=0)
+    night = int((scene_of(buckets[picked]) == 0).sum())
+    assert night == target // 2, night
+
+
+def test_a_long_night_cluster_is_not_held_to_one_pick_while_day_clusters_get_theirs() -> None:
+    """Night: one cluster of 60 frames (six found bursts the cluster finder joined, as
+    it does for look-alike night IR scenes). Day: 40 one-frame clusters. 20 picks of
+    100 images: a stride takes 12 from the night run. One pick per cluster first would
+    give the night scene 1; the scenes' shares (square root of their images) give it
+    11, spread over its six bursts, within the stride's share."""
+    buckets = np.r_[np.zeros(60, int), np.full(40, 0b1000)]
+    bursts = np.r_[np.repeat(np.arange(6), 10), np.arange(6, 46)]
+    clusters = np.r_[np.zeros(60, dtype=np.int64), np.arange(1, 41)]
+    picked = select_burst_aware(buckets, bursts, 20, seed=0, clusters=clusters)
+    night = picked[picked < 60]
+    assert len(night) == 11
+    assert set(bursts[night].tolist()) == set(range(6))

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .buckets import MAX_BUCKETS, key_distance
+from .buckets import COLOUR_SHIFT, MAX_BUCKETS, key_distance
 
 __all__ = [
     "BUCKET_WEIGHT_POWER",
@@ -62,6 +62,7 @@ __all__ = [
     "home_buckets",
     "proportional_shares",
     "rarity_weights",
+    "scene_of",
     "select_burst_aware",
     "select_by_buckets",
     "spread_buckets",
@@ -207,34 +208,52 @@ def stride_positions(size: int, picks: int, offset: float = 0.5) -> IntArray:
     return clipped
 
 
-def spread_buckets(keys: IntArray, sizes: IntArray, count: int) -> IntArray:
+def spread_buckets(
+    keys: IntArray,
+    sizes: IntArray,
+    count: int,
+    scenes: IntArray | None = None,
+    scene_picks: IntArray | None = None,
+) -> IntArray:
     """Indices of ``count`` buckets spread over feature space (farthest-point).
+
+    The largest bucket first, then each time the bucket farthest
+    (:func:`.buckets.key_distance`) from every bucket chosen so far, ties to
+    the larger. With ``scenes`` (a scene number per bucket) and
+    ``scene_picks`` (buckets to choose from each scene, summing to
+    ``count``), a scene that has its picks is passed over.
 
     Examples
     --------
     >>> import numpy as np
     >>> spread_buckets(np.array([0, 1, 0b1100]), np.array([50, 40, 5]), 2).tolist()
     [0, 2]
+    >>> spread_buckets(np.array([0, 1, 0b1100]), np.array([50, 40, 5]), 2,
+    ...                np.array([0, 0, 1]), np.array([2, 0])).tolist()
+    [0, 1]
     """
     keys = np.asarray(keys, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     n = len(keys)
     if count >= n:
         return np.arange(n, dtype=np.int64)
+    if scenes is None or scene_picks is None:
+        scene_of, left = np.zeros(n, dtype=np.int64), np.array([count], dtype=np.int64)
+    else:
+        scene_of, left = np.asarray(scenes, dtype=np.int64), np.array(scene_picks, dtype=np.int64)
+    if int(left.sum()) != count or np.any(left > np.bincount(scene_of, minlength=len(left))):
+        raise ValueError(f"scene_picks must sum to {count} within each scene's buckets")
     chosen = np.zeros(n, dtype=bool)
     nearest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     order: list[int] = []
-    current = int(np.lexsort((keys, -sizes))[0])
-    for _ in range(count):
+    while len(order) < count:
+        candidates = np.where(chosen | (left[scene_of] == 0), -1, nearest)
+        tied = np.flatnonzero(candidates == candidates.max())
+        current = int(tied[np.lexsort((keys[tied], -sizes[tied]))[0]])
         order.append(current)
         chosen[current] = True
+        left[scene_of[current]] -= 1
         nearest = np.minimum(nearest, key_distance(keys, np.full(n, keys[current])))
-        if len(order) == count:
-            break
-        candidates = np.where(chosen, -1, nearest)
-        best = candidates.max()
-        tied = np.flatnonzero(candidates == best)
-        current = int(tied[np.lexsort((keys[tied], -sizes[tied]))[0]])
     return np.sort(np.array(order, dtype=np.int64))
 
 
@@ -382,6 +401,26 @@ it raises rare-scene burst coverage by about 0.1 over proportional shares at
 bursts). 1.0 gives the spec's proportional shares."""
 
 
+def scene_of(keys: IntArray) -> IntArray:
+    """Scene of each bucket id: 0 night IR (grey), 1 day colour.
+
+    The ``"burst"`` strategy shares picks between the two scenes first, each
+    in proportion to its images' ``size ** weight_power``, and only then
+    among a scene's buckets: colour images spread over up to four times as
+    many buckets as grey ones (the theme applies to colour only), so sharing
+    among buckets alone, or spreading over bucket ids, gives night images
+    fewer picks per image than day images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scene_of(np.array([0b0100, 0b1001, 0b1101100])).tolist()
+    [0, 1, 1]
+    """
+    result: IntArray = (np.asarray(keys, dtype=np.int64) >> COLOUR_SHIFT) & 1
+    return result
+
+
 def _unit_quotas(
     sizes: IntArray,
     units: IntArray,
@@ -390,20 +429,26 @@ def _unit_quotas(
     weight_power: float,
     groups: IntArray | None = None,
     room: IntArray | None = None,
+    slots: IntArray | None = None,
 ) -> IntArray:
-    """Per-bucket quotas counted in clusters, then in bursts, then in images.
+    """Per-bucket quotas counted in scenes, clusters, then bursts, then images.
 
-    Every bucket gets one pick, then the picks up to the number of clusters
-    (``groups``; default: one per burst) are shared in proportion to ``size **
-    weight_power``, never more than a bucket has clusters. Beyond that, picks
-    follow frames as a stride's do: up to the number of bursts (``room``: the
-    picks a stride would take from the bucket's bursts, at least one each;
-    default: one per burst), each bucket ends with its share of the picks in
-    proportion to its size, never more than that room and never less than it
-    already has (so a bucket whose one cluster is one burst split in two gets
-    no second pick while its frames' share is one); only when every burst has
-    its picks, in proportion to size up to all its frames, again counting
-    what it already has.
+    The picks up to the clusters' ``slots`` (default: one per cluster) are
+    first shared between the scenes (:func:`scene_of`) in proportion to
+    ``size ** weight_power``, never more than a scene's slots nor less than
+    its buckets. Inside a scene, every bucket gets one pick, then the
+    scene's picks up to its number of clusters (``groups``; default: one per
+    burst) are shared in proportion to ``size ** weight_power``, never more
+    than a bucket has clusters; a scene with more picks than clusters gives
+    every cluster one and shares the rest the same way up to the slots.
+    Beyond that, picks follow frames as a stride's do: up to the number of
+    bursts (``room``: the picks a stride would take from the bucket's
+    bursts, at least one each; default: one per burst), each bucket ends
+    with its share of the picks in proportion to its size, never more than
+    that room and never less than it already has (so a bucket whose one
+    cluster is one burst split in two gets no second pick while its frames'
+    share is one); only when every burst has its picks, in proportion to
+    size up to all its frames, again counting what it already has.
 
     Examples
     --------
@@ -417,14 +462,32 @@ def _unit_quotas(
     quotas = np.zeros(len(keys), dtype=np.int64)
     if target <= 0:
         return quotas
+    scenes = scene_of(keys)
+    scene_weight = np.power(np.bincount(scenes, weights=sizes, minlength=2), weight_power)
+    scene_buckets = np.bincount(scenes, minlength=2)
     if target < len(keys):
-        quotas[spread_buckets(keys, sizes, target)] = 1
+        picks = proportional_shares(scene_weight, target, scene_buckets)
+        quotas[spread_buckets(keys, sizes, target, scenes, picks)] = 1
         return quotas
     groups = units if groups is None else groups
+    slots = groups if slots is None else slots
     weights = np.power(sizes.astype(np.float64), weight_power)
-    quotas[:] = 1
-    first = min(target, int(groups.sum()))
-    quotas += proportional_shares(weights, first - len(keys), groups - 1)
+    first = min(target, int(slots.sum()))
+    scene_first = proportional_shares(
+        scene_weight, first, np.bincount(scenes, weights=slots, minlength=2).astype(np.int64),
+        floors=scene_buckets,
+    )  # fmt: skip
+    for scene in np.flatnonzero(scene_buckets).tolist():
+        members = scenes == scene
+        share, clusters = int(scene_first[scene]), groups[members]
+        if share <= int(clusters.sum()):
+            quotas[members] = 1 + proportional_shares(
+                weights[members], share - int(members.sum()), clusters - 1
+            )
+        else:
+            quotas[members] = proportional_shares(
+                weights[members], share, slots[members], floors=clusters
+            )
     # Beyond one per cluster, picks follow frames, as a stride's do: a bucket ends
     # with its frames' share of the picks (no less than it has), not that share
     # on top of what it has.
@@ -742,12 +805,14 @@ def _recut_clusters(
     change: NDArray[np.floating],
     prefer: NDArray[np.floating] | None,
 ) -> IntArray:
-    """Move the picks of every cluster with several, but no more than its bursts, to
-    :func:`change_cuts`' positions over the cluster.
+    """Move the picks of every cluster with several, but no more than its bursts (or
+    of one burst only), to :func:`change_cuts`' positions over the cluster.
 
     While a cluster's picks are scarce (at most one per burst), which bursts
-    get them is the question, and where the sequence changes answers it.
-    Beyond that every burst already has its share, spread over its frames; cut
+    get them is the question, and where the sequence changes answers it; a
+    cluster that is one found burst may be several the finder merged, and
+    cut near an even spread's cuts it loses nothing if it is one. Beyond
+    that every burst already has its share, spread over its frames; cut
     across the cluster instead, the picks would follow noise in the changes
     inside bursts (on the sweep: 5% more same-burst pairs at 25% targets).
     A cluster keeps its number of picks.
@@ -760,7 +825,7 @@ def _recut_clusters(
     bursts_in = np.add.reduceat(new_burst.astype(np.int64), run_start)
     run_of_pick = np.searchsorted(run_start, picked, side="right") - 1
     per_run = np.bincount(run_of_pick, minlength=len(run_start))
-    scarce = (per_run > 1) & (per_run <= bursts_in)
+    scarce = (per_run > 1) & ((per_run <= bursts_in) | (bursts_in == 1))
     if not scarce.any():
         return picked
     keep = picked[~scarce[run_of_pick]]
@@ -782,8 +847,9 @@ def select_burst_aware(
 ) -> IntArray:
     """Burst-aware selection (the default strategy).
 
-    Each burst moves to its majority bucket (:func:`home_buckets`); quotas are
-    counted in bursts; inside a bucket an even stride
+    Each burst moves to its majority bucket (:func:`home_buckets`); picks are
+    shared between night and day scenes first, then among buckets
+    (:func:`_unit_quotas`); quotas are counted in bursts; inside a bucket an even stride
     runs over its bursts in natural order and takes each chosen burst's
     middle frame. With ``colour``, the stride is weighted: a burst whose
     colour is unusual for its bucket is up to 4x as likely to be picked
@@ -795,10 +861,12 @@ def select_burst_aware(
     quotas are counted in clusters first and the stride runs over a bucket's
     clusters (each weighs as much as its rarest burst, and gives that burst):
     no cluster gets a second pick before every cluster has one, so a missed
-    burst link does not turn into two picks of one burst. Beyond one pick per
-    burst, a found burst longer than the stride's step (``n / target``
-    images) may be several merged, and gets a stride's share of picks
-    (``floor(frames * target / n)``) before the other bursts get seconds.
+    burst link does not turn into two picks of one burst. A cluster or found
+    burst longer than the stride's step (``n / target`` images) may be
+    several merged, and can take a stride's share of picks
+    (``floor(frames * target / n)``): before the other bursts get seconds,
+    and, when its scene (night IR or day colour, :func:`scene_of`) needs the
+    picks for its share, before the other scene's clusters all have one.
 
     Parameters
     ----------
@@ -875,9 +943,13 @@ def select_burst_aware(
     if labels is not None:
         capacity = np.maximum(1, grouped.unit_size * min(target, count) // count)
     room = np.add.reduceat(capacity, grouped.first_unit).astype(np.int64)
+    slots = None
+    if labels is not None:
+        slots = _cluster_slots(grouped, capacity, min(target, count) / count)
     quotas = _unit_quotas(
-        grouped.sizes, grouped.units, target, grouped.keys, weight_power, grouped.groups, room
-    )
+        grouped.sizes, grouped.units, target, grouped.keys, weight_power, grouped.groups, room,
+        slots,
+    )  # fmt: skip
     unit_weight = _unit_rarity(grouped, colours)
     shares = _unit_shares(
         grouped, quotas, bucket_offsets(grouped.keys, seed), unit_weight, capacity, room,
@@ -976,6 +1048,26 @@ def _group_units(homes: IntArray, bursts: IntArray, clusters: IntArray | None) -
         group_first=group_first,
         groups=groups.astype(np.int64),
     )
+
+
+def _cluster_slots(grouped: _Grouped, capacity: IntArray, rate: float) -> IntArray:
+    """Stage 2: picks each bucket's clusters take before any gets more than a stride's share.
+
+    A cluster takes one pick, or as many as a stride at ``rate`` (picks per
+    image) would take from its frames, if more (but no more than its bursts'
+    ``capacity``): the finder can merge many bursts into one long cluster
+    (look-alike night IR scenes do), and one pick per cluster first would
+    then leave its scene with fewer picks than a stride gives it.
+    """
+    group_start = np.flatnonzero(grouped.group_first)
+    frames = np.add.reduceat(grouped.unit_size, group_start)
+    held = np.add.reduceat(capacity, group_start)
+    group_slots = np.minimum(np.maximum(1, np.floor(frames * rate + 1e-9)), held)
+    bucket = np.searchsorted(grouped.keys, grouped.unit_home[group_start])
+    slots: IntArray = np.bincount(bucket, weights=group_slots, minlength=len(grouped.keys)).astype(
+        np.int64
+    )
+    return slots
 
 
 def _unit_rarity(grouped: _Grouped, colours: NDArray[np.float64] | None) -> NDArray[np.float64]:
