@@ -10,6 +10,7 @@ default ``strategy="burst"`` must not pick two frames of one burst.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class Mode:
     window_drift: float = 0.03  # crop centre moves by up to this share of the box
     size_change: float = 0.03  # box side changes by up to this share
     exposure_drift: float = 0.0  # gain changes by this share per frame
+    stored_sizes: tuple[int, int] | None = None  # each frame stored at a random side
 
 
 def _texture(rng: np.random.Generator) -> np.ndarray:
@@ -95,6 +97,8 @@ def make_crops(root: Path, mode: Mode, seed: int) -> dict[str, int]:
             noisy = patch * gain + rng.normal(0, 2.0, patch.shape)
             image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
             pixels = max(32, round(side * math.sqrt(box_scale)))
+            if mode.stored_sizes is not None:
+                pixels = int(rng.integers(mode.stored_sizes[0], mode.stored_sizes[1] + 1))
             folder_path = root / f"camera {folder}"
             folder_path.mkdir(parents=True, exist_ok=True)
             counters[folder] += 1
@@ -133,6 +137,22 @@ def test_crop_size_change_picks_no_burst_twice(tmp_path: Path) -> None:
 def test_exposure_drift_picks_no_burst_twice(tmp_path: Path) -> None:
     """Exposure drifts 6% a frame inside a burst (auto-exposure settling)."""
     check_no_pair(tmp_path, Mode(exposure_drift=0.06))
+
+
+def test_crops_stored_at_random_sizes_keep_their_links(tmp_path: Path) -> None:
+    """The window slides and the box changes by up to 20% a frame, and every frame is
+    stored at a random 64-600 px (crops exported at another size): the size change
+    alone must not break a burst's links (measured: 132 of 141 links found; 109 with
+    the size terms uncapped), and no burst is picked twice."""
+    mode = Mode(window_drift=0.20, size_change=0.20, stored_sizes=(64, 600))
+    check_no_pair(tmp_path, mode)
+    truth = make_crops(tmp_path / "set 1", mode, 1)  # the same files: features cached
+    paths = sorted(truth)
+    result = downsample(paths, 10, n_workers=1, show_progress=False)
+    found = dict(zip(result.paths, result.burst_ids.tolist(), strict=True))
+    true_links = [(a, b) for a, b in itertools.pairwise(paths) if truth[a] == truth[b]]
+    kept = sum(found[a] == found[b] for a, b in true_links)
+    assert kept >= 0.9 * len(true_links), f"{kept} of {len(true_links)} links found"
 
 
 @pytest.mark.parametrize("seed", [3])
