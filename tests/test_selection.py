@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smartdownsample.buckets import scene_of
 from smartdownsample.bursts import frame_changes
 from smartdownsample.selection import (
     allocate_buckets,
     change_cuts,
     home_buckets,
     proportional_shares,
-    scene_of,
     select_burst_aware,
     select_by_buckets,
     spread_buckets,
@@ -558,6 +558,20 @@ def test_changes_move_picks_only_inside_clusters_with_few(case: Case, seed: int)
             np.testing.assert_array_equal(plain[here[plain]], cut[here[cut]])
 
 
+def _pairs_spread_and_cut(
+    truth: np.ndarray, found: np.ndarray, colour: np.ndarray, picks: int
+) -> tuple[int, int]:
+    """Same-burst pairs when one cluster (all the images, in one bucket, found bursts
+    ``found``) gives ``picks``: spread over its frames, then cut at the changes that
+    :func:`frame_changes` reads from the colour means."""
+    count = len(truth)
+    change = frame_changes(np.zeros(count, int), np.zeros(count, np.uint64), colour)
+    one = np.zeros(count, dtype=np.int64)
+    plain = select_burst_aware(one, found, picks, seed=0, clusters=one)
+    cut = select_burst_aware(one, found, picks, seed=0, clusters=one, change=change)
+    return _pairs(truth, plain), _pairs(truth, cut)
+
+
 def test_a_cluster_of_split_bursts_gives_its_picks_to_different_bursts() -> None:
     """A true burst of 4 frames, then one of 13 the finder split in two (8 + 5): one
     cluster of three found bursts, two picks. The frame changes (from real colour
@@ -567,12 +581,7 @@ def test_a_cluster_of_split_bursts_gives_its_picks_to_different_bursts() -> None
     found = np.repeat([0, 1, 2], [4, 8, 5])
     colour = np.array([[90.0, 100, 110], [150, 120, 90]])[truth]
     colour += np.random.default_rng(1).uniform(-4, 4, colour.shape)
-    change = frame_changes(np.zeros(17, int), np.zeros(17, np.uint64), colour)
-    one = np.zeros(17, dtype=np.int64)
-    plain = select_burst_aware(one, found, 2, seed=0, clusters=one)
-    cut = select_burst_aware(one, found, 2, seed=0, clusters=one, change=change)
-    assert _pairs(truth, plain) == 1
-    assert _pairs(truth, cut) == 0
+    assert _pairs_spread_and_cut(truth, found, colour, 2) == (1, 0)
 
 
 def test_a_cluster_with_more_picks_than_bursts_keeps_each_bursts_share() -> None:
@@ -595,12 +604,7 @@ def test_one_found_burst_that_merged_several_is_cut_where_it_changes() -> None:
         [[90.0, 100, 110], [120, 110, 90], [80, 120, 100], [110, 90, 120], [95, 95, 80]]
     )
     colour = means[truth] + np.random.default_rng(3).uniform(-2, 2, (40, 3))
-    change = frame_changes(np.zeros(40, int), np.zeros(40, np.uint64), colour)
-    one = np.zeros(40, dtype=np.int64)
-    plain = select_burst_aware(one, one, 4, seed=0, clusters=one)
-    cut = select_burst_aware(one, one, 4, seed=0, clusters=one, change=change)
-    assert _pairs(truth, plain) == 1
-    assert _pairs(truth, cut) == 0
+    assert _pairs_spread_and_cut(truth, np.zeros(40, dtype=np.int64), colour, 4) == (1, 0)
 
 
 GREY_KEYS = (0b0000000, 0b0000100, 0b0100000, 0b0100100)  # night IR (grey): light, dark

@@ -28,6 +28,7 @@ __all__ = [
     "decode_bucket",
     "is_colour",
     "key_distance",
+    "scene_of",
 ]
 
 GRAYSCALE_VARIANCE_THRESHOLD = 100.0
@@ -182,6 +183,19 @@ def bucket_label(bucket: int) -> str:
     parts.append(STRUCTURE_WORDS[fields["structure"]])
     parts.append("bright top-left" if fields["pattern"] else "dark top-left")
     return ", ".join(parts)
+
+
+def scene_of(keys: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Scene of each bucket id: 0 night IR (grey), 1 day colour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scene_of(np.array([0b0100, 0b1001, 0b1101100])).tolist()
+    [0, 1, 1]
+    """
+    result: NDArray[np.int64] = (np.asarray(keys, dtype=np.int64) >> COLOUR_SHIFT) & 1
+    return result
 
 
 def key_distance(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:

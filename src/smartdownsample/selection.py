@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .buckets import COLOUR_SHIFT, MAX_BUCKETS, key_distance
+from .buckets import MAX_BUCKETS, key_distance, scene_of
 
 __all__ = [
     "BUCKET_WEIGHT_POWER",
@@ -62,7 +62,6 @@ __all__ = [
     "home_buckets",
     "proportional_shares",
     "rarity_weights",
-    "scene_of",
     "select_burst_aware",
     "select_by_buckets",
     "spread_buckets",
@@ -238,21 +237,21 @@ def spread_buckets(
     if count >= n:
         return np.arange(n, dtype=np.int64)
     if scenes is None or scene_picks is None:
-        scene_of, left = np.zeros(n, dtype=np.int64), np.array([count], dtype=np.int64)
+        scene_at, left = np.zeros(n, dtype=np.int64), np.array([count], dtype=np.int64)
     else:
-        scene_of, left = np.asarray(scenes, dtype=np.int64), np.array(scene_picks, dtype=np.int64)
-    if int(left.sum()) != count or np.any(left > np.bincount(scene_of, minlength=len(left))):
+        scene_at, left = np.asarray(scenes, dtype=np.int64), np.array(scene_picks, dtype=np.int64)
+    if int(left.sum()) != count or np.any(left > np.bincount(scene_at, minlength=len(left))):
         raise ValueError(f"scene_picks must sum to {count} within each scene's buckets")
     chosen = np.zeros(n, dtype=bool)
     nearest = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     order: list[int] = []
     while len(order) < count:
-        candidates = np.where(chosen | (left[scene_of] == 0), -1, nearest)
+        candidates = np.where(chosen | (left[scene_at] == 0), -1, nearest)
         tied = np.flatnonzero(candidates == candidates.max())
         current = int(tied[np.lexsort((keys[tied], -sizes[tied]))[0]])
         order.append(current)
         chosen[current] = True
-        left[scene_of[current]] -= 1
+        left[scene_at[current]] -= 1
         nearest = np.minimum(nearest, key_distance(keys, np.full(n, keys[current])))
     return np.sort(np.array(order, dtype=np.int64))
 
@@ -401,26 +400,6 @@ it raises rare-scene burst coverage by about 0.1 over proportional shares at
 bursts). 1.0 gives the spec's proportional shares."""
 
 
-def scene_of(keys: IntArray) -> IntArray:
-    """Scene of each bucket id: 0 night IR (grey), 1 day colour.
-
-    The ``"burst"`` strategy shares picks between the two scenes first, each
-    in proportion to its images' ``size ** weight_power``, and only then
-    among a scene's buckets: colour images spread over up to four times as
-    many buckets as grey ones (the theme applies to colour only), so sharing
-    among buckets alone, or spreading over bucket ids, gives night images
-    fewer picks per image than day images.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> scene_of(np.array([0b0100, 0b1001, 0b1101100])).tolist()
-    [0, 1, 1]
-    """
-    result: IntArray = (np.asarray(keys, dtype=np.int64) >> COLOUR_SHIFT) & 1
-    return result
-
-
 def _unit_quotas(
     sizes: IntArray,
     units: IntArray,
@@ -434,12 +413,16 @@ def _unit_quotas(
     """Per-bucket quotas counted in scenes, clusters, then bursts, then images.
 
     The picks up to the clusters' ``slots`` (default: one per cluster) are
-    first shared between the scenes (:func:`scene_of`) in proportion to
-    ``size ** weight_power``, never more than a scene's slots nor less than
-    its buckets. Inside a scene, every bucket gets one pick, then the
-    scene's picks up to its number of clusters (``groups``; default: one per
-    burst) are shared in proportion to ``size ** weight_power``, never more
-    than a bucket has clusters; a scene with more picks than clusters gives
+    first shared between the scenes (:func:`.buckets.scene_of`: night IR and
+    day colour) in proportion to ``size ** weight_power``, never more than a
+    scene's slots nor less than its buckets: colour images spread over up to
+    four times as many buckets as grey ones (the theme applies to colour
+    only), so sharing among buckets alone, or spreading over bucket ids,
+    would give night images fewer picks per image than day images. Inside a
+    scene, every bucket gets one pick, then the scene's picks up to its
+    number of clusters (``groups``; default: one per burst) are shared in
+    proportion to ``size ** weight_power``, never more than a bucket has
+    clusters; a scene with more picks than clusters gives
     every cluster one and shares the rest the same way up to the slots.
     Beyond that, picks follow frames as a stride's do: up to the number of
     bursts (``room``: the picks a stride would take from the bucket's
@@ -865,7 +848,7 @@ def select_burst_aware(
     burst longer than the stride's step (``n / target`` images) may be
     several merged, and can take a stride's share of picks
     (``floor(frames * target / n)``): before the other bursts get seconds,
-    and, when its scene (night IR or day colour, :func:`scene_of`) needs the
+    and, when its scene (night IR or day colour, :func:`.buckets.scene_of`) needs the
     picks for its share, before the other scene's clusters all have one.
 
     Parameters
