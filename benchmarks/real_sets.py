@@ -14,18 +14,28 @@ downloaded). Groups, defined here, play the part of bursts:
 * the GIF clip ``no_time_for_that_tiny.gif`` (24 frames of a real video) is one
   group, its frames enlarged eight times.
 
-Three grey-level photographs (``camera``, ``moon``, ``coins``) are the *rare* scenes
-(their groups stand for night IR among colour days). Each source has its own
-folder; files are numbered in sequence order, so groups are consecutive in
-natural order. Truth (``group``, ``rare``, ``source``) goes to ``truth.csv``,
-with the same columns as :mod:`sweep_sets` (``burst`` = group).
+The *rare* scenes are the grey-level photographs (their groups stand for night IR
+among colour days): every photograph whose three channels are equal everywhere
+(``camera``, ``moon``, ``coins``, and also ``brick``, ``grass``, ``gravel`` and
+``page``, which scikit-image ships grey), decided from the pixels, not from the
+lists below. Each photograph is cut ``DEPLOYMENTS`` times, into its own folder
+``<source>/deployment<k>`` (a camera's visits to one site: the same scene, new
+sequences), so that a 1% target is a dozen picks or more, not three. Files are
+numbered in sequence order, so groups are consecutive in natural order. Truth
+(``group``, ``rare``, ``source``) goes to ``truth.csv``, with the same columns as
+:mod:`sweep_sets` (``burst`` = group).
 
 A second family, ``"other"``, is cut the same way from photographs that played
 no part in any design or threshold choice: matplotlib's and scikit-learn's
 sample photographs (``grace_hopper``, ``Minduka_Present_Blue_Pack``, ``china``,
 ``flower``) and scikit-image files the first family does not use
-(``chessboard_RGB``, ``logo``; grey and rare: ``cell``, ``text``,
+(``logo``; grey and rare: ``chessboard_RGB``, ``cell``, ``text``,
 ``microaneurysms``). A source whose package is missing is left out.
+
+History: until 2.1.0's last benchmark run the sets had one deployment (330-600
+images, three to six picks at 1%), and ``rare`` was "listed as grey", which
+marked five grey photographs (``brick``, ``grass``, ``gravel``, ``page``,
+``chessboard_RGB``) as colour days.
 """
 
 from __future__ import annotations
@@ -41,7 +51,9 @@ import numpy as np
 from PIL import Image
 
 TRUTH_NAME = "truth.csv"
+LAYOUT = 2  # bumped when the sets change, so cached sets of an older layout are not reused
 REGIONS_PER_PHOTO = 4
+DEPLOYMENTS = 4
 COLOUR_PHOTOS = (
     "astronaut",
     "chelsea",
@@ -104,6 +116,11 @@ def _load(name: str) -> np.ndarray | None:
     return image[:, :, :3]
 
 
+def _is_grey(photo: np.ndarray) -> bool:
+    """Whether a photograph has no colour: its three channels are equal everywhere."""
+    return bool(np.all(photo[..., 0] == photo[..., 1]) and np.all(photo[..., 1] == photo[..., 2]))
+
+
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=quality)
@@ -139,10 +156,9 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0, family: str = "sk
     rows: list[dict[str, object]] = []
     group = 0
 
-    def write(source: str, images: list[Image.Image], rare: bool) -> None:
+    def write(folder: Path, source: str, images: list[Image.Image], rare: bool) -> None:
         nonlocal group
-        folder = out / source
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         start = len(list(folder.iterdir()))
         for offset, image in enumerate(images):
             path = folder / f"{source}_{start + offset + 1:04d}.jpg"
@@ -150,32 +166,30 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0, family: str = "sk
             rows.append({"path": str(path), "burst": group, "rare": int(rare), "source": source})
         group += 1
 
-    photos = (
-        ((COLOUR_PHOTOS, False), (GREY_PHOTOS, True))
-        if family == "skimage"
-        else ((OTHER_COLOUR, False), (OTHER_GREY, True))
-    )
-    for names, rare in photos:
-        for full_name in names:
-            photo = _load(full_name)
-            if photo is None:
-                continue
-            name = Path(full_name.partition(":")[2] or full_name).stem
+    names = (COLOUR_PHOTOS + GREY_PHOTOS) if family == "skimage" else (OTHER_COLOUR + OTHER_GREY)
+    for full_name in names:
+        photo = _load(full_name)
+        if photo is None:
+            continue
+        name = Path(full_name.partition(":")[2] or full_name).stem
+        rare = _is_grey(photo)
+        for deployment in range(DEPLOYMENTS):
+            folder = out / name / f"deployment{deployment + 1}"
             for region in range(REGIONS_PER_PHOTO):
-                write(name, _region_sequence(photo, region, rng), rare)
+                write(folder, name, _region_sequence(photo, region, rng), rare)
             whole = Image.fromarray(photo)
             sizes = rng.integers(64, 601, size=int(rng.integers(4, 7)))
             scaled = [
                 whole.resize((int(s), max(16, int(s * photo.shape[0] / photo.shape[1]))))
                 for s in sizes
             ]
-            write(name, scaled, rare)
+            write(folder, name, scaled, rare)
     if family != "skimage":
         return _write_truth(out, rows)
     from skimage import data
 
     left, right, _ = data.stereo_motorcycle()
-    write("stereo", [Image.fromarray(left), Image.fromarray(right)], False)
+    write(out / "stereo", "stereo", [Image.fromarray(left), Image.fromarray(right)], False)
     gif = Path(skimage.__file__).parent / "data" / GIF_NAME
     if gif.exists():
         clip = Image.open(gif)
@@ -184,7 +198,7 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0, family: str = "sk
             clip.seek(index)
             frame = clip.convert("RGB")
             frames.append(frame.resize((frame.size[0] * 8, frame.size[1] * 8)))
-        write("clip", frames, False)
+        write(out / "clip", "clip", frames, False)
     return _write_truth(out, rows)
 
 
@@ -206,7 +220,7 @@ def ensure_real_set(data_dir: Path, seed: int = 0, family: str = "skimage") -> P
         import skimage  # noqa: F401
     except ImportError:
         return None
-    root = data_dir / real_set_name(seed, family)
+    root = data_dir / f"{real_set_name(seed, family)}.layout{LAYOUT}"
     if (root / TRUTH_NAME).exists():
         return root
     data_dir.mkdir(parents=True, exist_ok=True)

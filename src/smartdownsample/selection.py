@@ -1040,13 +1040,29 @@ def _cluster_slots(grouped: _Grouped, capacity: IntArray, rate: float) -> IntArr
     image) would take from its frames, if more (but no more than its bursts'
     ``capacity``): the finder can merge many bursts into one long cluster
     (look-alike night IR scenes do), and one pick per cluster first would
-    then leave its scene with fewer picks than a stride gives it.
+    then leave its scene with fewer picks than a stride gives it. Rounding
+    each cluster down loses up to a pick per cluster, so a scene
+    (:func:`.buckets.scene_of`) made of a few long clusters could still end
+    below a stride over all its frames; the picks it lacks go to its
+    clusters with the largest fractions left (largest-remainder rounding,
+    as :func:`proportional_shares`), within their capacity.
     """
     group_start = np.flatnonzero(grouped.group_first)
     frames = np.add.reduceat(grouped.unit_size, group_start)
     held = np.add.reduceat(capacity, group_start)
-    group_slots = np.minimum(np.maximum(1, np.floor(frames * rate + 1e-9)), held)
+    stride_share = frames * rate + 1e-9
+    group_slots = np.minimum(np.maximum(1, np.floor(stride_share)), held).astype(np.int64)
     bucket = np.searchsorted(grouped.keys, grouped.unit_home[group_start])
+    scene = scene_of(grouped.keys)[bucket]
+    for members in (np.flatnonzero(scene == s) for s in np.unique(scene).tolist()):
+        lacking = int(np.floor(stride_share[members].sum())) - int(group_slots[members].sum())
+        fraction = np.where(
+            group_slots[members] < held[members],
+            stride_share[members] - np.floor(stride_share[members]),
+            -1.0,
+        )
+        order = np.lexsort((members, -fraction))[: max(lacking, 0)]
+        group_slots[members[order[fraction[order] >= 0]]] += 1
     slots: IntArray = np.bincount(bucket, weights=group_slots, minlength=len(grouped.keys)).astype(
         np.int64
     )
