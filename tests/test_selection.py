@@ -645,3 +645,21 @@ def test_a_long_night_cluster_is_not_held_to_one_pick_while_day_clusters_get_the
     night = picked[picked < 60]
     assert len(night) == 11
     assert set(bursts[night].tolist()) == set(range(6))
+
+
+def test_a_scene_of_a_few_long_clusters_gets_what_a_stride_gives_it() -> None:
+    """Night: 4 clusters of 19 frames (each two found bursts of 10 and 9 the cluster
+    finder joined); day: 124 one-frame clusters. 20 picks of 200: a stride takes 7.6
+    from the night frames, 1.9 from each cluster. Rounding each cluster down held the
+    night scene to 4 picks; the scene's lost fractions go back to its clusters, so it
+    gets 7, each from a different found burst, no cluster more than 2."""
+    night = np.repeat(np.arange(8), np.tile([10, 9], 4))
+    buckets = np.r_[np.zeros(76, int), np.full(62, 0b1000), np.full(62, 0b1001000)]
+    bursts = np.r_[night, np.arange(8, 132)]
+    clusters = np.r_[night // 2, np.arange(4, 128)]
+    picked = select_burst_aware(buckets, bursts, 20, seed=0, clusters=clusters)
+    at_night = picked[picked < 76]
+    assert len(picked) == 20
+    assert len(at_night) == 7
+    assert len(set(bursts[at_night].tolist())) == 7
+    assert np.bincount(clusters[at_night], minlength=4).max() == 2
