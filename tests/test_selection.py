@@ -663,3 +663,21 @@ def test_a_scene_of_a_few_long_clusters_gets_what_a_stride_gives_it() -> None:
     assert len(at_night) == 7
     assert len(set(bursts[at_night].tolist())) == 7
     assert np.bincount(clusters[at_night], minlength=4).max() == 2
+
+
+def test_fewer_picks_than_buckets_still_give_night_its_share() -> None:
+    """Half the images are grey, in 2 buckets; the colour half is in 12. 10 picks are
+    fewer than the 14 buckets, and one pick per bucket held night to 2 (its bucket
+    count); now each scene gets 5 (square roots of equal halves): night's 5 from distinct
+    bursts of both its buckets, day's 5 from 5 different buckets."""
+    colour_keys = [8, 9, 10, 12, 24, 25, 26, 28, 40, 41, 42, 44]
+    buckets = np.r_[np.zeros(60, int), np.full(60, 4), np.repeat(colour_keys, 10)]
+    bursts = np.arange(240) // 2
+    for clusters in (None, bursts):
+        picked = select_burst_aware(buckets, bursts, 10, seed=3, clusters=clusters)
+        night = picked[scene_of(buckets[picked]) == 0]
+        day = picked[scene_of(buckets[picked]) == 1]
+        assert len(picked) == 10
+        assert len(night) == 5 and len(set(bursts[night].tolist())) == 5
+        assert set(buckets[night].tolist()) == {0, 4}
+        assert len(set(buckets[day].tolist())) == 5

@@ -415,11 +415,14 @@ def _unit_quotas(
     The picks up to the clusters' ``slots`` (default: one per cluster) are
     first shared between the scenes (:func:`.buckets.scene_of`: night IR and
     day colour) in proportion to ``size ** weight_power``, never more than a
-    scene's slots nor less than its buckets: colour images spread over up to
-    four times as many buckets as grey ones (the theme applies to colour
-    only), so sharing among buckets alone, or spreading over bucket ids,
-    would give night images fewer picks per image than day images. Inside a
-    scene, every bucket gets one pick, then the scene's picks up to its
+    scene's slots nor (with at least as many picks as buckets) less than its
+    buckets: colour images spread over up to four times as many buckets as
+    grey ones (the theme applies to colour only), so sharing among buckets
+    alone, or one pick per bucket spread over bucket ids, would give night
+    images fewer picks per image than day images. A scene with fewer picks
+    than buckets gives them to as many of its buckets, one each, spread over
+    feature space (:func:`spread_buckets`). Inside a scene with more, every
+    bucket gets one pick, then the scene's picks up to its
     number of clusters (``groups``; default: one per burst) are shared in
     proportion to ``size ** weight_power``, never more than a bucket has
     clusters; a scene with more picks than clusters gives
@@ -448,21 +451,24 @@ def _unit_quotas(
     scenes = scene_of(keys)
     scene_weight = np.power(np.bincount(scenes, weights=sizes, minlength=2), weight_power)
     scene_buckets = np.bincount(scenes, minlength=2)
-    if target < len(keys):
-        picks = proportional_shares(scene_weight, target, scene_buckets)
-        quotas[spread_buckets(keys, sizes, target, scenes, picks)] = 1
-        return quotas
     groups = units if groups is None else groups
     slots = groups if slots is None else slots
     weights = np.power(sizes.astype(np.float64), weight_power)
     first = min(target, int(slots.sum()))
     scene_first = proportional_shares(
         scene_weight, first, np.bincount(scenes, weights=slots, minlength=2).astype(np.int64),
-        floors=scene_buckets,
+        floors=scene_buckets if target >= len(keys) else None,
     )  # fmt: skip
-    for scene in np.flatnonzero(scene_buckets).tolist():
+    # A scene with fewer picks than buckets gives one pick to each of as many of its
+    # buckets, spread over feature space; the other scene may still have more.
+    spread = np.where(scene_first < scene_buckets, scene_first, 0)
+    if spread.any():
+        quotas[spread_buckets(keys, sizes, int(spread.sum()), scenes, spread)] = 1
+    for scene in np.flatnonzero((scene_buckets > 0) & (spread == 0)).tolist():
         members = scenes == scene
         share, clusters = int(scene_first[scene]), groups[members]
+        if share < int(members.sum()):
+            continue  # no picks at all
         if share <= int(clusters.sum()):
             quotas[members] = 1 + proportional_shares(
                 weights[members], share - int(members.sum()), clusters - 1
@@ -514,7 +520,7 @@ def _spread_singles(
 ) -> IntArray:
     """One burst from each bucket with a quota, spread over the natural order.
 
-    Used when there are fewer picks than buckets. Buckets are visited largest
+    Used when there are fewer picks than buckets, one each. Buckets are visited largest
     first; the first takes the burst its stride offset points at, each next
     one the burst whose middle frame is farthest (in natural position) from
     every pick so far, so that few picks still reach many folders (locations,
@@ -1091,7 +1097,8 @@ def _unit_shares(
 ) -> IntArray:
     """Stage 3: how many picks each unit gives, from its bucket's quota."""
     shares = np.zeros(len(grouped.unit_start), dtype=np.int64)
-    if quotas.sum() < len(grouped.keys):  # fewer picks than buckets: one each, spread
+    if quotas.max(initial=0) <= 1 and quotas.sum() < len(grouped.keys):
+        # fewer picks than buckets, one each: spread over the natural order
         spread = _spread_singles(
             grouped.middles, grouped.first_unit, grouped.units, grouped.sizes, grouped.keys,
             quotas, offsets,
@@ -1101,6 +1108,8 @@ def _unit_shares(
     group_start = np.flatnonzero(grouped.group_first)
     unit_size = grouped.unit_size
     for index, quota in enumerate(quotas.tolist()):
+        if quota == 0:
+            continue
         lo = int(grouped.first_unit[index])
         hi = lo + int(grouped.units[index])
         starts = group_start[np.searchsorted(group_start, lo) : np.searchsorted(group_start, hi)]
