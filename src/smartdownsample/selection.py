@@ -1050,25 +1050,29 @@ def _cluster_slots(grouped: _Grouped, capacity: IntArray, rate: float) -> IntArr
     each cluster down loses up to a pick per cluster, so a scene
     (:func:`.buckets.scene_of`) made of a few long clusters could still end
     below a stride over all its frames; the picks it lacks go to its
-    clusters with the largest fractions left (largest-remainder rounding,
-    as :func:`proportional_shares`), within their capacity.
+    clusters furthest below their stride share (largest-remainder rounding,
+    as :func:`proportional_shares`), within their capacity and never past
+    the share's ceiling (a cluster of 0.8 picks' frames keeps its one).
     """
     group_start = np.flatnonzero(grouped.group_first)
     frames = np.add.reduceat(grouped.unit_size, group_start)
     held = np.add.reduceat(capacity, group_start)
-    stride_share = frames * rate + 1e-9
-    group_slots = np.minimum(np.maximum(1, np.floor(stride_share)), held).astype(np.int64)
+    stride_share = frames * rate
+    group_slots = np.minimum(np.maximum(1, np.floor(stride_share + 1e-9)), held).astype(np.int64)
     bucket = np.searchsorted(grouped.keys, grouped.unit_home[group_start])
     scene = scene_of(grouped.keys)[bucket]
     for members in (np.flatnonzero(scene == s) for s in np.unique(scene).tolist()):
-        lacking = int(np.floor(stride_share[members].sum())) - int(group_slots[members].sum())
+        lacking = int(np.floor(stride_share[members].sum() + 1e-9)) - int(
+            group_slots[members].sum()
+        )
+        # What a cluster still lacks of its stride share: never a pick beyond its ceiling.
         fraction = np.where(
             group_slots[members] < held[members],
-            stride_share[members] - np.floor(stride_share[members]),
+            stride_share[members] - group_slots[members],
             -1.0,
         )
         order = np.lexsort((members, -fraction))[: max(lacking, 0)]
-        group_slots[members[order[fraction[order] >= 0]]] += 1
+        group_slots[members[order[fraction[order] > 1e-9]]] += 1
     slots: IntArray = np.bincount(bucket, weights=group_slots, minlength=len(grouped.keys)).astype(
         np.int64
     )
