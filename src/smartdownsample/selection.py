@@ -1061,18 +1061,14 @@ def _cluster_slots(grouped: _Grouped, capacity: IntArray, rate: float) -> IntArr
     group_slots = np.minimum(np.maximum(1, np.floor(stride_share + 1e-9)), held).astype(np.int64)
     bucket = np.searchsorted(grouped.keys, grouped.unit_home[group_start])
     scene = scene_of(grouped.keys)[bucket]
+    ceiling = np.maximum(group_slots, np.minimum(held, np.ceil(stride_share - 1e-9)))
     for members in (np.flatnonzero(scene == s) for s in np.unique(scene).tolist()):
-        lacking = int(np.floor(stride_share[members].sum() + 1e-9)) - int(
-            group_slots[members].sum()
-        )
-        # What a cluster still lacks of its stride share: never a pick beyond its ceiling.
-        fraction = np.where(
-            group_slots[members] < held[members],
-            stride_share[members] - group_slots[members],
-            -1.0,
-        )
-        order = np.lexsort((members, -fraction))[: max(lacking, 0)]
-        group_slots[members[order[fraction[order] > 1e-9]]] += 1
+        total = min(int(np.floor(stride_share[members].sum() + 1e-9)), int(ceiling[members].sum()))
+        if total > int(group_slots[members].sum()):
+            group_slots[members] = proportional_shares(
+                frames[members], total, ceiling[members].astype(np.int64),
+                floors=group_slots[members],
+            )  # fmt: skip
     slots: IntArray = np.bincount(bucket, weights=group_slots, minlength=len(grouped.keys)).astype(
         np.int64
     )
