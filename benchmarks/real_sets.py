@@ -17,8 +17,8 @@ downloaded). Groups, defined here, play the part of bursts:
 The *rare* scenes are the grey-level photographs (their groups stand for night IR
 among colour days): every photograph whose three channels are equal everywhere
 (``camera``, ``moon``, ``coins``, and also ``brick``, ``grass``, ``gravel`` and
-``page``, which scikit-image ships grey), decided from the pixels, not from the
-lists below. Each photograph is cut ``DEPLOYMENTS`` times, into its own folder
+``page``, which scikit-image ships grey), decided from the pixels, not from a
+list. Each photograph is cut ``DEPLOYMENTS`` times, into its own folder
 ``<source>/deployment<k>`` (a camera's visits to one site: the same scene, new
 sequences), so that a 1% target is a dozen picks or more, not three. Files are
 numbered in sequence order, so groups are consecutive in natural order. Truth
@@ -54,7 +54,9 @@ TRUTH_NAME = "truth.csv"
 LAYOUT = 2  # bumped when the sets change, so cached sets of an older layout are not reused
 REGIONS_PER_PHOTO = 4
 DEPLOYMENTS = 4
-COLOUR_PHOTOS = (
+# Photographs of each family, in the order they are cut (the order the random draws
+# follow); which are grey is read from their pixels (``_is_grey``).
+PHOTOS = (
     "astronaut",
     "chelsea",
     "coffee",
@@ -67,18 +69,22 @@ COLOUR_PHOTOS = (
     "grass",
     "gravel",
     "page",
+    "camera",
+    "moon",
+    "coins",
 )
-GREY_PHOTOS = ("camera", "moon", "coins")
 GIF_NAME = "no_time_for_that_tiny.gif"
-OTHER_COLOUR = (
+OTHER_PHOTOS = (
     "mpl:grace_hopper.jpg",
     "mpl:Minduka_Present_Blue_Pack.png",
     "sklearn:china.jpg",
     "sklearn:flower.jpg",
     "skimage-file:chessboard_RGB.png",
     "skimage-file:logo.png",
+    "skimage-file:cell.png",
+    "skimage-file:text.png",
+    "skimage-file:microaneurysms.png",
 )
-OTHER_GREY = ("skimage-file:cell.png", "skimage-file:text.png", "skimage-file:microaneurysms.png")
 FAMILIES = ("skimage", "other")
 
 
@@ -166,7 +172,7 @@ def make_real_set(root: str | os.PathLike[str], seed: int = 0, family: str = "sk
             rows.append({"path": str(path), "burst": group, "rare": int(rare), "source": source})
         group += 1
 
-    names = (COLOUR_PHOTOS + GREY_PHOTOS) if family == "skimage" else (OTHER_COLOUR + OTHER_GREY)
+    names = PHOTOS if family == "skimage" else OTHER_PHOTOS
     for full_name in names:
         photo = _load(full_name)
         if photo is None:
