@@ -464,11 +464,9 @@ def _unit_quotas(
     spread = np.where(scene_first < scene_buckets, scene_first, 0)
     if spread.any():
         quotas[spread_buckets(keys, sizes, int(spread.sum()), scenes, spread)] = 1
-    for scene in np.flatnonzero((scene_buckets > 0) & (spread == 0)).tolist():
+    for scene in np.flatnonzero((scene_buckets > 0) & (scene_first >= scene_buckets)).tolist():
         members = scenes == scene
         share, clusters = int(scene_first[scene]), groups[members]
-        if share < int(members.sum()):
-            continue  # no picks at all
         if share <= int(clusters.sum()):
             quotas[members] = 1 + proportional_shares(
                 weights[members], share - int(members.sum()), clusters - 1
